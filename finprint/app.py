@@ -1,0 +1,198 @@
+"""The factory every service builds its FastAPI app with.
+
+``create_service_app`` gives each service the same skeleton: JSON request logs with a request
+id, Prometheus metrics, problem+json errors, a body size limit, ``/healthz`` (the process is
+alive), ``/readyz`` (its dependencies answer) and ``/metrics``. The service adds its routers and
+readiness checks; nothing else about the plumbing differs between services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from finprint import __version__
+from finprint.logs import REQUEST_ID_HEADER, bind_request, current_request_id, unbind_request
+from finprint.metrics import PROMETHEUS_CONTENT_TYPE, ServiceMetrics
+from finprint.problems import Problem, install_problem_handlers, problem_response
+from finprint.settings import ServiceSettings
+
+ReadinessCheck = Callable[[], Awaitable[None]]
+"""Raises (any exception) when a dependency is not ready; its message is reported."""
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+access_log = logging.getLogger("finprint.access")
+
+
+@dataclass
+class ServiceState:
+    """What the factory hangs on ``app.state.service`` for routes and dependencies to use."""
+
+    name: str
+    settings: ServiceSettings
+    metrics: ServiceMetrics
+    readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)
+
+
+class RequestContextMiddleware:
+    """Binds the request id, enforces the body limit, logs one line and records metrics per request.
+
+    Pure ASGI rather than BaseHTTPMiddleware so streaming bodies are not buffered and the
+    context variable holding the request id stays visible to the route code.
+    """
+
+    def __init__(self, app: ASGIApp, service: ServiceState) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        tokens = bind_request(headers.get(REQUEST_ID_HEADER.lower()), self.service.name)
+        request_id = current_request_id() or ""
+        started = time.perf_counter()
+        status = 500
+        limit = self.service.settings.max_body_bytes
+
+        declared = headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > limit:
+            problem = Problem(413, f"The request body is larger than the limit of {limit} bytes.")
+            response = problem_response(problem)
+            response.headers[REQUEST_ID_HEADER] = request_id
+            try:
+                await response(scope, receive, send)
+                self._finish(scope, 413, started)
+            finally:
+                unbind_request(tokens)
+            return
+
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise Problem(413, f"The request body is larger than the limit of {limit} bytes.")
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + [
+                    (REQUEST_ID_HEADER.encode(), request_id.encode())
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, send_with_id)
+        finally:
+            self._finish(scope, status, started)
+            unbind_request(tokens)
+
+    def _finish(self, scope: Scope, status: int, started: float) -> None:
+        seconds = time.perf_counter() - started
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = scope.get("method", "")
+        self.service.metrics.observe_request(template, method, status, seconds)
+        if template in {"/healthz", "/metrics"}:
+            return  # probes every few seconds would drown the log
+        access_log.info(
+            "request",
+            extra={
+                "fields": {
+                    "method": method,
+                    "path": scope.get("path"),
+                    "route": template,
+                    "status": status,
+                    "duration_ms": round(seconds * 1000, 2),
+                }
+            },
+        )
+
+
+def _probe_router(service: ServiceState) -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness: the process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service.name, "version": __version__}
+
+    @router.get("/readyz", summary="Readiness: every dependency answers")
+    async def readyz() -> JSONResponse:
+        results = await run_readiness_checks(service.readiness_checks)
+        ready = all(r["ready"] for r in results.values())
+        body = {"ready": ready, "service": service.name, "checks": results}
+        return JSONResponse(body, status_code=200 if ready else 503,
+                            headers={} if ready else {"Retry-After": str(service.settings.retry_after_s)})
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(service.metrics.render(), media_type=PROMETHEUS_CONTENT_TYPE)
+
+    return router
+
+
+async def run_readiness_checks(checks: dict[str, ReadinessCheck], timeout_s: float = 5.0) -> dict[str, dict]:
+    """Run the checks concurrently; each reports ready or the reason it is not."""
+
+    async def one(check: ReadinessCheck) -> dict:
+        try:
+            await asyncio.wait_for(check(), timeout_s)
+            return {"ready": True}
+        except Exception as exc:  # any failure means not ready; the reason goes to the operator
+            return {"ready": False, "reason": f"{type(exc).__name__}: {exc}"[:500]}
+
+    names = list(checks)
+    outcomes = await asyncio.gather(*(one(checks[n]) for n in names))
+    return dict(zip(names, outcomes))
+
+
+def create_service_app(
+    name: str,
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter] = (),
+    lifespan: Lifespan | None = None,
+    metrics: ServiceMetrics | None = None,
+) -> FastAPI:
+    """Build a service's app. Readiness checks are registered on ``app.state.service``."""
+    state = ServiceState(name=name, settings=settings, metrics=metrics or ServiceMetrics(name))
+
+    @asynccontextmanager
+    async def run_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if lifespan is None:
+            yield
+            return
+        async with lifespan(app):
+            yield
+
+    app = FastAPI(title=title, description=description, version=__version__, lifespan=run_lifespan)
+    app.state.service = state
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, service=state)
+    app.include_router(_probe_router(state))
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def service_state(request: Request) -> ServiceState:
+    """FastAPI dependency: the calling app's :class:`ServiceState`."""
+    return request.app.state.service

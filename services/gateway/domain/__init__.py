@@ -1,0 +1,1 @@
+"""The gateway's domain logic: orchestration of an identification and an enrolment."""
