@@ -66,42 +66,67 @@ class RequestContextMiddleware:
 
         declared = headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > limit:
-            problem = Problem(413, f"The request body is larger than the limit of {limit} bytes.")
-            response = problem_response(problem)
-            response.headers[REQUEST_ID_HEADER] = request_id
             try:
-                await response(scope, receive, send)
+                await self._send_problem(_body_too_large(limit), scope, receive, send, request_id)
                 self._finish(scope, 413, started)
             finally:
                 unbind_request(tokens)
             return
 
         received = 0
+        too_large = False
+        response_started = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            # Past the limit the app is told the client left; the 413 is sent in its place.
+            nonlocal received, too_large
+            if too_large:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise Problem(413, f"The request body is larger than the limit of {limit} bytes.")
+                    too_large = True
+                    return {"type": "http.disconnect"}
             return message
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
+            if too_large:
+                return
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + [
+                response_started = True
+                message["headers"] = list(message.get("headers", [])) + [
                     (REQUEST_ID_HEADER.encode(), request_id.encode())
                 ]
             await send(message)
 
         try:
             await self.app(scope, limited_receive, send_with_id)
+        except Exception as exc:
+            if not too_large:
+                # Logged here, where the request id is still bound; the client gets no internals.
+                access_log.error("unhandled error", exc_info=exc, extra={"fields": {"path": scope.get("path")}})
+                if response_started:
+                    raise
+                status = 500
+                await self._send_problem(
+                    Problem(500, "An unexpected error occurred; it has been logged with this request id."),
+                    scope, receive, send, request_id,
+                )
         finally:
+            if too_large and not response_started:
+                status = 413
+                await self._send_problem(_body_too_large(limit), scope, receive, send, request_id)
             self._finish(scope, status, started)
             unbind_request(tokens)
+
+    @staticmethod
+    async def _send_problem(problem: Problem, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        response = problem_response(problem)
+        response.headers[REQUEST_ID_HEADER] = request_id
+        await response(scope, receive, send)
 
     def _finish(self, scope: Scope, status: int, started: float) -> None:
         seconds = time.perf_counter() - started
@@ -123,6 +148,10 @@ class RequestContextMiddleware:
                 }
             },
         )
+
+
+def _body_too_large(limit: int) -> Problem:
+    return Problem(413, f"The request body is larger than the limit of {limit} bytes.")
 
 
 def _probe_router(service: ServiceState) -> APIRouter:

@@ -23,7 +23,7 @@ Command = Callable[[argparse.Namespace], int]
 def _cmd_up(args: argparse.Namespace) -> int:
     from finprint.embedded import run_embedded
 
-    run_embedded(args.host, args.port, Path(args.data_dir), args.log_level)
+    run_embedded(args.host, args.port, Path(args.data_dir), args.log_level or "INFO")
     return 0
 
 
@@ -31,9 +31,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from finprint.logs import configure_logging
-    from finprint.services import uvicorn_factory
+    from finprint.services import settings_class, uvicorn_factory
 
-    configure_logging(args.log_level)
+    configure_logging(args.log_level or settings_class(args.service)().log_level)
     port = args.port or DEFAULT_PORTS[args.service]
     uvicorn.run(uvicorn_factory(args.service), factory=True, host=args.host, port=port, log_config=None,
                 workers=1)
@@ -80,7 +80,7 @@ OPTIONAL_COMMAND_MODULES: tuple[tuple[str, str], ...] = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="finprint", description="Finprint: photo-ID of whales and dolphins.")
-    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-level", default=None, help="default: the service's LOG_LEVEL setting, else INFO")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_service_commands(sub)
     for module_name, extra in OPTIONAL_COMMAND_MODULES:

@@ -1,0 +1,65 @@
+"""The embedding record: what the catalog keeps per annotated crop and the matcher indexes.
+
+The catalog is the source of truth; the matcher rebuilds from pages of these records and replays
+:class:`EmbeddingChange` events after a snapshot's sequence number. Vectors travel as base64 of
+little-endian float32 (a 512-d vector is 2.7 KB instead of ~10 KB of JSON numbers, and decodes
+without parsing 512 floats), converted with :func:`encode_vector` / :func:`decode_vector`.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+
+def encode_vector(vector: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def decode_vector(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype="<f4")
+
+
+class IndexKey(BaseModel):
+    """One FAISS index: embeddings are compared only within the same key."""
+
+    org_id: str = Field(examples=["5f1c2d7e-..."])
+    species_group: str = Field(examples=["humpback_whale"])
+    model_version: str = Field(examples=["finprint_embedder:1"])
+
+
+class EmbeddingRecord(IndexKey):
+    embedding_id: str = Field(description="Stable id of the crop's embedding (the annotation).")
+    individual_id: str | None = Field(
+        description="Catalogue id of the individual, or null while the crop is unidentified (not indexed)."
+    )
+    vector: str = Field(description="base64 of little-endian float32, L2-normalised.")
+    seq: int = Field(description="Catalogue change sequence number of this record's last change.")
+
+
+class EmbeddingChange(BaseModel):
+    """One entry of the catalogue's change log as the matcher sees it.
+
+    A merge or split re-emits an ``upsert`` for every embedding whose individual changed.
+    """
+
+    seq: int
+    op: Literal["upsert", "delete"]
+    embedding_id: str
+    record: EmbeddingRecord | None = Field(None, description="Present for upsert.")
+
+
+class EmbeddingPage(BaseModel):
+    """A page of the catalogue's embeddings, ordered by embedding_id, for a full rebuild."""
+
+    records: list[EmbeddingRecord]
+    next_cursor: str | None = Field(description="Pass as ``cursor`` for the next page; null at the end.")
+    head_seq: int = Field(description="The catalogue's change sequence number when the rebuild began.")
+
+
+class ChangePage(BaseModel):
+    changes: list[EmbeddingChange]
+    head_seq: int
