@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import signal
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
@@ -53,10 +54,20 @@ def embedded_environment(data_dir: Path) -> dict[str, str]:
     }
 
 
+def jwt_secret(data_dir: Path) -> str:
+    """The embedded default's token-signing secret, made once and kept (owner-only) in the data dir."""
+    path = data_dir / "jwt-secret"
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
 def apply_embedded_environment(data_dir: Path) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     for key, value in embedded_environment(data_dir).items():
         os.environ.setdefault(key, value)
+    os.environ.setdefault("FINPRINT_GATEWAY_JWT_SECRET", jwt_secret(data_dir))
 
 
 def build_embedded_apps() -> dict[str, FastAPI]:

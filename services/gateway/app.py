@@ -9,8 +9,13 @@ import httpx
 from fastapi import FastAPI
 
 from finprint.app import create_service_app
+from services.gateway.adapters.catalog import CatalogClient
 from services.gateway.adapters.peers import Peers
-from services.gateway.routes import router
+from services.gateway.adapters.pipeline import Pipeline
+from services.gateway.adapters.ratelimit import RateLimiter
+from services.gateway.adapters.tokens import TokenIssuer
+from services.gateway.dependencies import GatewayContext
+from services.gateway.routes import public_routers
 from services.gateway.settings import GatewaySettings
 
 
@@ -20,6 +25,16 @@ def create_app(
 ) -> FastAPI:
     settings = settings or GatewaySettings()
     peers = Peers.from_settings(settings, transports)
+    secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    context = GatewayContext(
+        settings=settings,
+        peers=peers,
+        pipeline=Pipeline(peers.detector, peers.embedder, peers.matchers),
+        catalog=CatalogClient(peers.catalog),
+        tokens=TokenIssuer(secret, settings.access_token_ttl_s, settings.refresh_token_ttl_s) if secret else None,
+        limiter=RateLimiter(settings.rate_limit_storage_uri, settings.rate_limit, settings.identify_rate_limit),
+        api_key_cache={},
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -30,11 +45,13 @@ def create_app(
         "gateway",
         settings,
         title="Finprint API",
-        description="Identify whales and dolphins from photos and keep the catalogue of individuals.",
-        routers=[router],
+        description="Identify whales and dolphins from photos and keep the catalogue of individuals. "
+        "Authenticate with `X-API-Key` (partners, scripts) or `Authorization: Bearer <token>` from "
+        "`POST /v1/auth/token` (users). Errors are `application/problem+json` (RFC 9457).",
+        routers=public_routers(),
         lifespan=lifespan,
     )
-    app.state.peers = peers
+    app.state.gateway = context
     # The gateway is ready only when all five services are: each peer's own /readyz answers 200.
     for name, client in peers.all().items():
         app.state.service.readiness_checks[name] = client.ready

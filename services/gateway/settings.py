@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from finprint.settings import ServiceSettings
@@ -13,5 +13,34 @@ class GatewaySettings(ServiceSettings):
 
     detector_url: str = Field("http://127.0.0.1:8001", description="Base URL of the detector service.")
     embedder_url: str = Field("http://127.0.0.1:8002", description="Base URL of the embedder service.")
-    matcher_url: str = Field("http://127.0.0.1:8003", description="Base URL of the matcher service.")
+    matcher_url: str = Field(
+        "http://127.0.0.1:8003",
+        description="Base URL of the matcher. With several shards, a template with `{shard}` "
+        "(e.g. http://matcher-{shard}.matcher-headless:8003).",
+    )
+    matcher_shard_count: int = Field(1, ge=1, description="Number of matcher shards (see docs/matcher.md).")
     catalog_url: str = Field("http://127.0.0.1:8004", description="Base URL of the catalog service.")
+    jwt_secret: SecretStr | None = Field(
+        None,
+        description="HMAC secret signing user access and refresh tokens. Required when serving users; "
+        "the embedded default keeps one in its data directory.",
+    )
+    access_token_ttl_s: int = Field(900, gt=0, description="Lifetime of an access token, seconds.")
+    refresh_token_ttl_s: int = Field(30 * 24 * 3600, gt=0, description="Lifetime of a refresh token, seconds.")
+    rate_limit: str = Field(
+        "600/minute", description="Requests allowed per API key or user (limits syntax, e.g. `100/minute`)."
+    )
+    identify_rate_limit: str = Field(
+        "120/minute", description="Identify and enrol requests allowed per API key or user."
+    )
+    rate_limit_storage_uri: str = Field(
+        "memory://",
+        description="Where rate-limit counters live: `memory://` for one process, `redis://host:6379` "
+        "when several gateway replicas must share them.",
+    )
+    api_key_cache_s: float = Field(
+        30.0, ge=0, description="How long a verified API key is trusted before asking the catalog again."
+    )
+    embedded_worker: bool = Field(
+        False, description="Run one bulk-ingestion worker inside the gateway process (the embedded default)."
+    )

@@ -15,7 +15,8 @@ from services.gateway.settings import GatewaySettings
 class Peers:
     detector: ServiceClient
     embedder: ServiceClient
-    matcher: ServiceClient
+    matchers: list[ServiceClient]
+    """One client per matcher shard, in shard order."""
     catalog: ServiceClient
 
     @classmethod
@@ -28,15 +29,20 @@ class Peers:
                 transports=transports,
             )
 
+        shards = settings.matcher_shard_count
         return cls(
             detector=client("detector", settings.detector_url),
             embedder=client("embedder", settings.embedder_url),
-            matcher=client("matcher", settings.matcher_url),
+            # Shard N's URL is the template with {shard} = N (a single matcher needs no template).
+            matchers=[client("matcher" if shards == 1 else f"matcher-{n}", settings.matcher_url.replace("{shard}", str(n)))
+                      for n in range(shards)],
             catalog=client("catalog", settings.catalog_url),
         )
 
     def all(self) -> dict[str, ServiceClient]:
-        return {"detector": self.detector, "embedder": self.embedder, "matcher": self.matcher, "catalog": self.catalog}
+        clients = {"detector": self.detector, "embedder": self.embedder, "catalog": self.catalog}
+        clients.update({m.name: m for m in self.matchers})
+        return clients
 
     async def aclose(self) -> None:
         for client in self.all().values():

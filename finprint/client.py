@@ -1,0 +1,144 @@
+"""A typed Python client of the public API v1, for partner platforms and scripts.
+
+    from finprint.client import FinprintClient
+
+    with FinprintClient("http://127.0.0.1:8000", api_key="fp_...") as fp:
+        result = fp.identify(Path("fluke.jpg"))
+        for animal in result.results:
+            print(animal.species[0].species, animal.ranking)
+
+Errors come back as :class:`FinprintError` carrying the server's problem document (RFC 9457).
+Uploads send an ``Idempotency-Key``, so a retried upload is never stored twice.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from finprint.schemas.gateway import IdentifyResponse, TokenResponse
+
+M = TypeVar("M", bound=BaseModel)
+ImageInput = Path | bytes
+
+
+class FinprintError(Exception):
+    """The API answered with a problem document."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        self.status = status
+        self.problem = problem
+        self.type = str(problem.get("type", ""))
+        self.detail = str(problem.get("detail", ""))
+        super().__init__(f"{status} {problem.get('title', '')}: {self.detail}")
+
+    @property
+    def retry_after(self) -> float | None:
+        value = self.problem.get("retry_after")
+        return float(value) if value is not None else None
+
+
+def _image_part(image: ImageInput, name: str) -> tuple[str, tuple[str, bytes, str]]:
+    if isinstance(image, Path):
+        content_type = mimetypes.guess_type(image.name)[0] or "application/octet-stream"
+        return name, (image.name, image.read_bytes(), content_type)
+    return name, ("upload.jpg", image, "image/jpeg")
+
+
+class FinprintClient:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        access_token: str | None = None,
+        timeout_s: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {}
+        if api_key:
+            headers["X-API-Key"] = api_key
+        if access_token:
+            headers["Authorization"] = f"Bearer {access_token}"
+        self._http = httpx.Client(base_url=base_url, headers=headers, timeout=timeout_s, transport=transport)
+
+    def __enter__(self) -> FinprintClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = self._http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            try:
+                problem = response.json()
+            except ValueError:
+                problem = {"detail": response.text[:500]}
+            if "Retry-After" in response.headers:
+                problem.setdefault("retry_after", response.headers["Retry-After"])
+            raise FinprintError(response.status_code, problem)
+        return response
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        return self.request(method, path, **kwargs).json()
+
+    def _model(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        return model.model_validate(self._json(method, path, **kwargs))
+
+    def paginate(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Every item of a cursor-paginated list, fetching pages as needed."""
+        params = dict(params or {})
+        while True:
+            page = self._json("GET", path, params=params)
+            yield from page["items"]
+            if not page.get("next_cursor"):
+                return
+            params["cursor"] = page["next_cursor"]
+
+    # --- authentication ---------------------------------------------------------------------
+
+    def login(self, email: str, password: str) -> TokenResponse:
+        """OAuth2 password flow; later calls carry the access token."""
+        tokens = self._model(TokenResponse, "POST", "/v1/auth/token",
+                             data={"username": email, "password": password, "grant_type": "password"})
+        self._http.headers["Authorization"] = f"Bearer {tokens.access_token}"
+        self._http.headers.pop("X-API-Key", None)
+        return tokens
+
+    def refresh(self, refresh_token: str) -> TokenResponse:
+        tokens = self._model(TokenResponse, "POST", "/v1/auth/refresh", json={"refresh_token": refresh_token})
+        self._http.headers["Authorization"] = f"Bearer {tokens.access_token}"
+        return tokens
+
+    # --- identification and enrolment ---------------------------------------------------------
+
+    def identify(self, image: ImageInput, *, store: bool = False, idempotency_key: str | None = None,
+                 **encounter: Any) -> IdentifyResponse:
+        """Who is in the photo. With ``store=True`` the photo is kept for review (encounter fields apply)."""
+        headers = {"Idempotency-Key": idempotency_key or uuid.uuid4().hex} if store else {}
+        data = {k: str(v) for k, v in encounter.items() if v is not None}
+        return self._model(IdentifyResponse, "POST", "/v1/identify", params={"store": str(store).lower()},
+                           files=[_image_part(image, "image")], data=data, headers=headers)
+
+    def enrol(self, images: Sequence[ImageInput], *, individual_id: str | None = None,
+              idempotency_key: str | None = None, **encounter: Any) -> dict[str, Any]:
+        """Create an encounter with its photos, detected, embedded and indexed.
+
+        ``individual_id`` is a catalogue code when the animal is known (a new code creates it).
+        Encounter fields: observed_at (ISO 8601), latitude, longitude, location, observer, notes.
+        """
+        data = {k: str(v) for k, v in {**encounter, "individual_id": individual_id}.items() if v is not None}
+        return self._json("POST", "/v1/encounters", files=[_image_part(i, "images") for i in images], data=data,
+                          headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex})

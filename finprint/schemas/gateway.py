@@ -1,0 +1,61 @@
+"""The public API v1 contract (the gateway), shared by the gateway and the typed client.
+
+Partners and our own checks depend on these shapes: change them only compatibly.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from finprint.schemas.common import ModelInfo, SpeciesScore
+
+NO_CETACEAN = "no_cetacean"
+
+
+class IdentifyCandidate(BaseModel):
+    individual_id: str = Field(description="The individual's catalogue code.", examples=["HW-0042"])
+    score: float = Field(description="Best cosine similarity to this individual's catalogued images.",
+                         examples=[0.81])
+    name: str | None = Field(None, examples=["Salt"])
+
+
+class IdentifyResult(BaseModel):
+    """One animal found in the photo."""
+
+    box: list[float] = Field(min_length=4, max_length=4, description="[x0, y0, x1, y1] in pixels of the photo.",
+                             examples=[[112.0, 80.0, 1630.0, 905.0]])
+    view: str = Field(description="fluke, dorsal_fin, head or other.", examples=["fluke"])
+    detection_score: float = Field(examples=[0.98])
+    species: list[SpeciesScore] = Field(description="Species probabilities, best first.")
+    candidates: list[IdentifyCandidate] = Field(description="Up to 5 catalogued individuals, best first.")
+    new_individual: float = Field(ge=0, le=1, description="Probability that this is an individual not yet catalogued.")
+    ranking: list[str] = Field(
+        description="Five labels as a Happywhale/Kaggle MAP@5 submission lists them: catalogue codes, with "
+        "`new_individual` placed by the calibrated threshold.",
+        examples=[["HW-0042", "new_individual", "HW-0007", "HW-0311", "HW-0005"]],
+    )
+    identification_id: str | None = Field(None, description="Set when stored for review (store=true).")
+
+
+class IdentifyModels(BaseModel):
+    detector: ModelInfo
+    embedder: ModelInfo | None = None
+
+
+class IdentifyResponse(BaseModel):
+    results: list[IdentifyResult]
+    reason: str | None = Field(None, description=f"Why there are no results, e.g. `{NO_CETACEAN}`.")
+    model: IdentifyModels
+    encounter_id: str | None = Field(None, description="Set when stored (store=true).")
+    media_id: str | None = None
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="Seconds until the access token expires.")
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str

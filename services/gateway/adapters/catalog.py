@@ -1,0 +1,49 @@
+"""The gateway's calls to the catalog. Every path is scoped by the caller's organisation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from finprint.http import ServiceClient
+from finprint.problems import Problem
+
+
+class CatalogClient:
+    def __init__(self, client: ServiceClient) -> None:
+        self.client = client
+
+    async def verify_api_key(self, key: str) -> dict[str, Any]:
+        return await self.client.post_json("/v1/auth/api-keys:verify", {"key": key}, idempotent=True)
+
+    async def verify_password(self, email: str, password: str) -> dict[str, Any]:
+        return await self.client.post_json("/v1/auth/passwords:verify", {"email": email, "password": password},
+                                           idempotent=True)
+
+    async def individuals_by_id(self, org_id: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+        if not ids:
+            return {}
+        page = await self.client.get_json(f"/v1/orgs/{org_id}/individuals",
+                                          params={"ids": ",".join(ids), "limit": len(ids), "include_merged": "true"})
+        return {item["id"]: item for item in page["items"]}
+
+    async def individual_by_code(self, org_id: str, code: str) -> dict[str, Any] | None:
+        page = await self.client.get_json(f"/v1/orgs/{org_id}/individuals",
+                                          params={"catalogue_code": code, "limit": 1})
+        return page["items"][0] if page["items"] else None
+
+    async def enrol(self, org_id: str, body: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        # Retried: with an idempotency key the catalog replays instead of storing twice.
+        return await self.client.post_json(f"/v1/orgs/{org_id}/enrolments", body, headers=headers,
+                                           idempotent=idempotency_key is not None)
+
+    async def forward(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self.client.request(method, path, **kwargs)
+        return None if response.status_code == 204 else response.json()
+
+
+def not_found_as(problem: Problem, what: str, ident: str) -> Problem:
+    """A peer's 404 in the public vocabulary (catalogue codes, not internal ids)."""
+    if problem.status == 404:
+        return Problem(404, f"{what} {ident} was not found.", slug="not-found")
+    return problem

@@ -1,0 +1,42 @@
+"""Reading an uploaded photo from either a raw image body or a multipart field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+from starlette.datastructures import UploadFile
+
+from finprint.problems import Problem
+
+RAW_IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")
+
+
+@dataclass(frozen=True)
+class Upload:
+    data: bytes
+    filename: str
+    content_type: str
+
+
+async def read_single_image(request: Request, field: str = "image") -> Upload:
+    """The photo of a request: multipart field ``field``, or the raw body with an image type.
+
+    The declared type is only a hint: the detector sniffs the bytes and refuses what is not a photo.
+    """
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "multipart/form-data":
+        form = await request.form()
+        value = form.get(field)
+        if not isinstance(value, UploadFile):
+            raise Problem(422, f"Send the photo in the multipart field `{field}`.", slug="validation-error",
+                          errors=[{"field": field, "message": "missing file", "type": "missing"}])
+        return Upload(await value.read(), value.filename or "upload", value.content_type or "application/octet-stream")
+    if content_type.startswith("image/"):
+        body = await request.body()
+        if not body:
+            raise Problem(422, "The request body is empty; send the photo.", slug="validation-error",
+                          errors=[{"field": "body", "message": "empty", "type": "missing"}])
+        return Upload(body, "upload", content_type)
+    raise Problem(415, f"Send the photo as multipart/form-data (field `{field}`) or as a raw "
+                       f"{', '.join(RAW_IMAGE_TYPES)} body; got {content_type or 'no Content-Type'}.")

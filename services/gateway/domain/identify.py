@@ -1,0 +1,54 @@
+"""Turning the services' answers into the public identify result.
+
+Pure functions: no HTTP here. The matcher speaks in catalogue ids; partners see catalogue codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from finprint.schemas.common import SpeciesScore
+from finprint.schemas.detector import Detection
+from finprint.schemas.gateway import IdentifyCandidate, IdentifyResult
+from finprint.schemas.matcher import NEW_INDIVIDUAL, QueryResult
+
+NOT_CETACEAN = "not_cetacean"
+RANKING_LENGTH = 5
+
+
+def species_group(species: Sequence[SpeciesScore]) -> str:
+    """The index an animal is searched in: its most probable cetacean species."""
+    for score in species:
+        if score.species != NOT_CETACEAN:
+            return score.species
+    raise ValueError("the model returned no cetacean species")
+
+
+def public_ranking(match: QueryResult | None, codes: Mapping[str, str]) -> list[str]:
+    """The matcher's ranking in catalogue codes; with no index yet, the animal is simply new."""
+    if match is None:
+        return [NEW_INDIVIDUAL]
+    return [label if label == NEW_INDIVIDUAL else codes.get(label, label) for label in match.ranking][:RANKING_LENGTH]
+
+
+def identify_result(
+    detection: Detection,
+    species: Sequence[SpeciesScore],
+    match: QueryResult | None,
+    codes: Mapping[str, str],
+    names: Mapping[str, str | None],
+) -> IdentifyResult:
+    candidates = [] if match is None else [
+        IdentifyCandidate(individual_id=codes.get(c.individual_id, c.individual_id), score=round(c.score, 6),
+                          name=names.get(c.individual_id))
+        for c in match.candidates[:RANKING_LENGTH]
+    ]
+    return IdentifyResult(
+        box=[float(v) for v in detection.box],
+        view=detection.view,
+        detection_score=detection.score,
+        species=list(species),
+        candidates=candidates,
+        new_individual=1.0 if match is None else match.new_individual,
+        ranking=public_ranking(match, codes),
+    )

@@ -1,0 +1,113 @@
+"""Identify and enrol: detector -> embedder -> matcher -> catalog, in that order.
+
+Every call has a timeout and idempotent calls are retried (finprint.http); a failing step ends
+the request with a 503 and Retry-After. The catalogue is written last, in ONE catalog call that is
+a single transaction, so it holds the whole enrolment or none of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from finprint.schemas.detector import DetectResponse, Detection
+from finprint.schemas.embedder import EmbedResponse
+from finprint.schemas.embeddings import encode_vector
+from finprint.schemas.gateway import NO_CETACEAN, IdentifyModels, IdentifyResponse
+from finprint.schemas.matcher import QueryResult
+from services.gateway.adapters.catalog import CatalogClient
+from services.gateway.adapters.pipeline import Pipeline
+from services.gateway.adapters.uploads import Upload
+from services.gateway.domain.identify import identify_result, species_group
+
+
+@dataclass
+class Analysis:
+    """What the models and the matcher say about one photo, before anything is stored."""
+
+    detect: DetectResponse
+    embed: EmbedResponse | None
+    vectors: list[np.ndarray]
+    groups: list[str]
+    matches: list[QueryResult | None]
+    codes: dict[str, str] = field(default_factory=dict)
+    """Catalogue codes of the candidate individuals, by catalogue id."""
+
+    @property
+    def model_version(self) -> str | None:
+        return None if self.embed is None else f"{self.embed.model.name}:{self.embed.model.version}"
+
+
+async def analyse(pipeline: Pipeline, org_id: str, upload: Upload) -> Analysis:
+    detect = await pipeline.detect(upload.data, upload.content_type)
+    if not detect.detections:
+        return Analysis(detect, None, [], [], [])
+    boxes = [d.box for d in detect.detections]
+    embed, vectors = await pipeline.embed(upload.data, upload.filename, upload.content_type, boxes)
+    groups = [species_group(result.species) for result in embed.results]
+    version = f"{embed.model.name}:{embed.model.version}"
+    matches = await asyncio.gather(*(pipeline.search(org_id, g, version, v) for g, v in zip(groups, vectors)))
+    return Analysis(detect, embed, vectors, groups, list(matches))
+
+
+def _candidate_ids(analysis: Analysis) -> list[str]:
+    ids = {c.individual_id for m in analysis.matches if m for c in m.candidates}
+    return sorted(ids)
+
+
+async def identify(pipeline: Pipeline, catalog: CatalogClient, org_id: str, upload: Upload) -> tuple[
+        IdentifyResponse, Analysis]:
+    analysis = await analyse(pipeline, org_id, upload)
+    models = IdentifyModels(detector=analysis.detect.model,
+                            embedder=analysis.embed.model if analysis.embed else None)
+    if analysis.embed is None:
+        return IdentifyResponse(results=[], reason=analysis.detect.reason or NO_CETACEAN, model=models), analysis
+    individuals = await catalog.individuals_by_id(org_id, _candidate_ids(analysis))
+    analysis.codes = {i: ind["catalogue_code"] for i, ind in individuals.items()}
+    codes = analysis.codes
+    names = {i: ind.get("name") for i, ind in individuals.items()}
+    results = [
+        identify_result(det, res.species, match, codes, names)
+        for det, res, match in zip(analysis.detect.detections, analysis.embed.results, analysis.matches)
+    ]
+    return IdentifyResponse(results=results, model=models), analysis
+
+
+def box_xywh(detection: Detection) -> dict[str, float]:
+    x0, y0, x1, y1 = detection.box
+    return {"x": x0, "y": y0, "width": max(1, x1 - x0), "height": max(1, y1 - y0)}
+
+
+def enrol_annotations(analysis: Analysis, decision: dict | None = None) -> list[dict]:
+    """The catalog's EnrolAnnotation list for an analysed photo.
+
+    ``decision`` (confirmed / new_individual fields) applies when the uploader said who the animal is;
+    otherwise each annotation waits in the review queue with the matcher's candidates.
+    """
+    assert analysis.embed is not None
+    annotations = []
+    for det, res, vector, match, group in zip(analysis.detect.detections, analysis.embed.results, analysis.vectors,
+                                              analysis.matches, analysis.groups):
+        annotation = {
+            "box": box_xywh(det),
+            "view": det.view,
+            "species": group,
+            "species_score": next(s.score for s in res.species if s.species == group),
+            "embedding": {"model_version": analysis.model_version, "vector": encode_vector(vector)},
+            "candidates": [] if match is None else [
+                {"individual_id": c.individual_id, "score": c.score, "catalogue_code": analysis.codes.get(c.individual_id)}
+                for c in match.candidates
+            ],
+            "new_individual_probability": 1.0 if match is None else match.new_individual,
+            "decision": "pending",
+        }
+        annotations.append({**annotation, **(decision or {})})
+    return annotations
+
+
+def image_payload(upload: Upload) -> dict[str, str]:
+    return {"content_base64": base64.b64encode(upload.data).decode("ascii"), "filename": upload.filename}
+
