@@ -2,6 +2,118 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+import json
+from typing import Annotated, Any
 
-router = APIRouter(prefix="/v1")
+import numpy as np
+import orjson
+from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from finprint.imaging import Box, ImageLimits, load_model_input
+from finprint.problems import InvalidImage, Problem
+from finprint.schemas.embedder import EmbeddingEncoding, EmbedResponse
+from finprint.schemas.embeddings import encode_vector
+from services.embedder.dependencies import EmbedderRuntime, embedder_runtime
+from services.embedder.domain.model import EmbedderCard, ranked_species
+
+router = APIRouter(prefix="/v1", tags=["embedder"])
+
+_PROBLEMS: dict[int | str, dict[str, Any]] = {
+    413: {"description": "An image has more bytes or pixels than the limits (`too-large`, `too-many-pixels`)."},
+    415: {"description": "An image is not JPEG, PNG or WebP (`unsupported-format`, with `detected_format`)."},
+    422: {"description": "Empty, truncated or corrupt image (`image_index` says which), bad `boxes`, or no `images`."},
+    503: {"description": "The model is not loaded, or Triton is unreachable."},
+}
+
+
+def parse_boxes(text: str | None, count: int) -> list[Box | None]:
+    """The ``boxes`` form field: a JSON list with one null or [x0, y0, x1, y1] per image."""
+    if text is None or not text.strip():
+        return [None] * count
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _bad_boxes(f"`boxes` is not JSON: {exc.msg}.") from exc
+    if not isinstance(raw, list) or len(raw) != count:
+        raise _bad_boxes(f"`boxes` must be a JSON list with one entry per image ({count}).")
+    boxes: list[Box | None] = []
+    for position, entry in enumerate(raw):
+        if entry is None:
+            boxes.append(None)
+        elif (isinstance(entry, list) and len(entry) == 4
+              and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in entry)):
+            boxes.append((float(entry[0]), float(entry[1]), float(entry[2]), float(entry[3])))
+        else:
+            raise _bad_boxes(f"`boxes[{position}]` must be null or [x0, y0, x1, y1] numbers.")
+    return boxes
+
+
+def _bad_boxes(detail: str) -> Problem:
+    return Problem(422, detail, slug="validation-error",
+                   errors=[{"field": "boxes", "message": detail, "type": "value_error"}])
+
+
+async def _model_input(upload: UploadFile, box: Box | None, size: int, limits: ImageLimits, position: int) -> np.ndarray:
+    data = await upload.read()
+    try:
+        return (await run_in_threadpool(load_model_input, data, size, limits, box)).pixels
+    except Problem as problem:
+        # Which part failed matters when a request carries many crops.
+        problem.detail = f"images[{position}] ({upload.filename or 'unnamed'}): {problem.detail}"
+        problem.extensions["image_index"] = position
+        raise
+
+
+def _result(embedding: np.ndarray, probabilities: np.ndarray, card: EmbedderCard, encoding: EmbeddingEncoding) -> dict:
+    return {
+        "species": [s.model_dump() for s in ranked_species(probabilities, card.species)],
+        "embedding": encode_vector(embedding) if encoding == "base64" else embedding,
+    }
+
+
+@router.post(
+    "/embed",
+    response_model=EmbedResponse,
+    summary="Species probabilities and the re-identification embedding of each image",
+    responses=_PROBLEMS,
+)
+async def embed(
+    images: Annotated[list[UploadFile], File(description="One file part per crop or photo: JPEG, PNG or WebP.")],
+    runtime: Annotated[EmbedderRuntime, Depends(embedder_runtime)],
+    boxes: Annotated[
+        str | None,
+        Form(description="JSON list, one entry per image: null, or [x0, y0, x1, y1] in pixels of the upright "
+             "photo to crop that region first (the detector's box).", examples=['[[812, 640, 3544, 2210], null]']),
+    ] = None,
+    embedding_encoding: Annotated[
+        EmbeddingEncoding, Query(description="`base64`: each embedding as base64 of little-endian float32.")
+    ] = "json",
+) -> Response:
+    """Each image (or its box) is resized to the model's input square, as in training; results come
+    back in the order the images were sent, with the model name and version that produced them."""
+    settings = runtime.settings
+    if len(images) > settings.max_images_per_request:
+        raise Problem(422, f"{len(images)} images in one request; the limit is {settings.max_images_per_request}.",
+                      slug="too-many-images")
+    crops = parse_boxes(boxes, len(images))
+    card = await runtime.card()
+    limits = ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    try:
+        pixels = await asyncio.gather(
+            *(_model_input(upload, box, card.input_size, limits, i) for i, (upload, box) in enumerate(zip(images, crops)))
+        )
+    except InvalidImage as problem:
+        runtime.rejected.labels(problem.extensions["reason"]).inc()
+        raise
+    embeddings, probabilities = await runtime.embed(np.stack(pixels))
+    body = {
+        "model": runtime.model.model_dump(),
+        "embedding_dim": int(embeddings.shape[1]),
+        "embedding_encoding": embedding_encoding,
+        "results": [_result(e, p, card, embedding_encoding) for e, p in zip(embeddings, probabilities)],
+    }
+    # Serialised directly with orjson: through the response model and json, 32 x 512 floats take
+    # 25 ms; orjson writes float32 arrays in 0.5 ms, as the shortest text that reads back exactly.
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
