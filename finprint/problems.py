@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from finprint.logs import current_request_id
@@ -121,15 +122,19 @@ async def _on_problem(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc, request)
 
 
-async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+def problem_from_validation(exc: RequestValidationError | ValidationError) -> Problem:
+    """A 422 naming every invalid field (for validation FastAPI does not do itself, e.g. form fields)."""
     errors = [
         {"field": _field_name(err.get("loc", ())), "message": err.get("msg", "invalid"), "type": err.get("type")}
         for err in exc.errors()
     ]
     names = ", ".join(sorted({e["field"] for e in errors}))
-    problem = Problem(422, f"Invalid value for: {names}.", slug="validation-error", errors=errors)
-    return problem_response(problem, request)
+    return Problem(422, f"Invalid value for: {names}.", slug="validation-error", errors=errors)
+
+
+async def _on_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return problem_response(problem_from_validation(exc), request)
 
 
 async def _on_http(request: Request, exc: Exception) -> JSONResponse:

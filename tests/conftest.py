@@ -9,6 +9,14 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# The real-server fixtures (each module of finprint/testing is a pytest plugin).
+pytest_plugins = [
+    "finprint.testing.postgres",
+    "finprint.testing.s3",
+    "finprint.testing.triton",
+    "finprint.testing.prometheus",
+]
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:

@@ -1,15 +1,55 @@
-"""The catalog app factory."""
+"""The catalog app factory: the system of record (PostgreSQL or SQLite, plus the object store)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
 
 from finprint.app import create_service_app
-from services.catalog.routes import router
+from finprint.objectstore import ObjectStore, ObjectStoreError, object_store_from_settings
+from finprint.problems import DependencyUnavailable, Problem, problem_response
+from services.catalog.adapters.db import migrate
+from services.catalog.adapters.db.engine import make_engine, make_session_factory, ping
+from services.catalog.routes import routers
 from services.catalog.settings import CatalogSettings
+
+log = logging.getLogger("finprint.catalog")
+
+DESCRIPTION = """The system of record: organisations, users and API keys, species, individuals, encounters,
+media (stored once per organisation by SHA-256), annotations with their embeddings, identifications,
+the append-only audit log, comments, ingest jobs, the change sequence the matcher replays, and exports
+(encounters CSV, organised dataset ZIP, Darwin Core Archive). Everything of an organisation lives under
+`/v1/orgs/{org_id}`."""
+
+
+@dataclass
+class CatalogMetrics:
+    media_stored: Counter
+    dedup_hits: Counter
+    enrolments: Counter
+    change_events: Counter
+
+
+@dataclass
+class Catalog:
+    """What the routes use, hung on ``app.state.catalog``."""
+
+    settings: CatalogSettings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    store: ObjectStore
+    metrics: CatalogMetrics
 
 
 def create_app(
@@ -17,4 +57,78 @@ def create_app(
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
 ) -> FastAPI:
     settings = settings or CatalogSettings()
-    return create_service_app("catalog", settings, title="Finprint catalog", description="", routers=[router])
+    engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
+    store = object_store_from_settings(settings, local_base_url=settings.public_base_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.auto_migrate:
+            await asyncio.to_thread(migrate.upgrade, engine)
+            log.info("database migrated to head")
+        try:
+            yield
+        finally:
+            engine.dispose()
+
+    app = create_service_app(
+        "catalog",
+        settings,
+        title="Finprint catalog",
+        description=DESCRIPTION,
+        routers=routers,
+        lifespan=lifespan,
+    )
+    service = app.state.service
+    metrics = CatalogMetrics(
+        media_stored=service.metrics.counter(
+            "finprint_catalog_media_stored_total", "Images stored (new bytes)."
+        ),
+        dedup_hits=service.metrics.counter(
+            "finprint_catalog_media_dedup_hits_total",
+            "Uploads whose bytes were already stored (nothing stored).",
+        ),
+        enrolments=service.metrics.counter("finprint_catalog_enrolments_total", "Enrolments committed."),
+        change_events=service.metrics.counter(
+            "finprint_catalog_change_events_served_total", "Change events served to the matcher."
+        ),
+    )
+    app.state.catalog = Catalog(settings, engine, make_session_factory(engine), store, metrics)
+
+    async def database_ready() -> None:
+        await asyncio.to_thread(ping, engine)
+
+    async def object_store_ready() -> None:
+        await asyncio.to_thread(store.check)
+
+    service.readiness_checks["database"] = database_ready
+    service.readiness_checks["object_store"] = object_store_ready
+    _install_dependency_handlers(app, settings.retry_after_s)
+    return app
+
+
+def _install_dependency_handlers(app: FastAPI, retry_after_s: int) -> None:
+    """A database or object store that fails is a 503 the client retries; a lost race is a 409."""
+
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable", extra={"fields": {"error": str(exc)[:300]}})
+        return problem_response(DependencyUnavailable("database", type(exc).__name__, retry_after_s), request)
+
+    async def store_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("object store unavailable", extra={"fields": {"error": str(exc)[:300]}})
+        return problem_response(
+            DependencyUnavailable("object store", type(exc).__name__, retry_after_s), request
+        )
+
+    async def conflict(request: Request, exc: Exception) -> JSONResponse:
+        problem = Problem(
+            409,
+            "The request conflicts with a concurrent change (a unique value was taken "
+            "meanwhile); nothing was changed. Retry it.",
+            slug="conflict",
+        )
+        return problem_response(problem, request)
+
+    app.add_exception_handler(OperationalError, database_down)
+    app.add_exception_handler(InterfaceError, database_down)
+    app.add_exception_handler(ObjectStoreError, store_down)
+    app.add_exception_handler(IntegrityError, conflict)

@@ -1,11 +1,40 @@
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from finprint.imaging import ImageLimits
+from finprint.objectstore import ObjectStoreSettings
 from finprint.settings import ServiceSettings
 
 
-class CatalogSettings(ServiceSettings):
+class CatalogSettings(ServiceSettings, ObjectStoreSettings):
     """Settings of the catalog (env prefix ``FINPRINT_CATALOG_``)."""
 
     model_config = SettingsConfigDict(env_prefix="FINPRINT_CATALOG_", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///./data/finprint.db",
+        description="SQLAlchemy URL of the catalogue database: postgresql+psycopg://... or sqlite:///...",
+    )
+    database_pool_size: int = Field(5, ge=1, description="Connections kept open per process (PostgreSQL).")
+    auto_migrate: bool = Field(
+        False,
+        description="Run the Alembic migrations to head when the app starts (the embedded default does).",
+    )
+    presign_expiry_s: int = Field(
+        900, ge=1, le=7 * 24 * 3600, description="Lifetime of presigned image download URLs, seconds."
+    )
+    public_base_url: str = Field(
+        "",
+        description="Base URL clients reach the catalog's /v1/objects route at (local object store); "
+        "empty gives URLs relative to the catalog.",
+    )
+    max_image_pixels: int = Field(
+        64_000_000, gt=0, description="Largest image accepted, width x height (decompression-bomb guard)."
+    )
+
+    page_size_max: int = Field(1000, ge=1, description="Largest page a list endpoint returns.")
+
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(max_bytes=self.max_body_bytes, max_pixels=self.max_image_pixels)

@@ -12,7 +12,6 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from finprint.testing.triton import triton_server  # noqa: F401  (the plugin's fixture)
 from services.embedder.adapters.model_files import load_card, locate_model
 from services.embedder.app import create_app
 from services.embedder.settings import EmbedderSettings

@@ -1,0 +1,504 @@
+"""Wire schemas of the catalog's HTTP API (``/v1/orgs/{org_id}/...``), used by the catalog and its callers.
+
+Ids are UUID strings. Times are ISO 8601 with a zone. ``...Create`` is what a client sends,
+``...Out`` what it gets back; ``...Update`` fields left out are not changed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Generic, Literal, TypeVar
+
+from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+Role = Literal["admin", "reviewer", "contributor", "viewer"]
+Sex = Literal["female", "male", "unknown"]
+View = Literal["fluke", "dorsal_fin", "head", "flank", "other"]
+Decision = Literal["pending", "confirmed", "new_individual", "rejected"]
+IngestJobStatus = Literal["pending", "running", "paused", "completed", "failed", "cancelled"]
+IngestItemStatus = Literal["pending", "running", "done", "failed", "skipped"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int = Field(description="How many items match, over all pages.")
+    offset: int
+    limit: int
+
+
+# --- organisations, users, API keys ---------------------------------------------------------
+
+
+class OrganisationCreate(BaseModel):
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", examples=["pacific-whale-lab"])
+    name: str = Field(min_length=1, max_length=200, examples=["Pacific Whale Lab"])
+
+
+class OrganisationOut(_Out):
+    id: str
+    slug: str
+    name: str
+    created_at: datetime
+
+
+class UserCreate(BaseModel):
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320, examples=["ana@whales.org"])
+    display_name: str = Field(min_length=1, max_length=200)
+    password: str = Field(min_length=10, max_length=200, description="At least 10 characters.")
+    role: Role = "contributor"
+
+
+class UserOut(_Out):
+    id: str
+    org_id: str
+    email: str
+    display_name: str
+    role: Role
+    disabled: bool
+    created_at: datetime
+
+
+class PasswordVerify(BaseModel):
+    email: str
+    password: str
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200, examples=["partner platform"])
+    role: Role = "contributor"
+
+
+class ApiKeyOut(_Out):
+    id: str
+    org_id: str
+    prefix: str
+    name: str
+    role: Role
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(
+        description="The key itself; shown this once, only its hash is stored.",
+        examples=["fp_3kq9x2mz_Vh2...x"],
+    )
+
+
+class ApiKeyVerify(BaseModel):
+    key: str = Field(max_length=200)
+
+
+class Principal(BaseModel):
+    """Who a verified API key or password belongs to (for the gateway's authorisation)."""
+
+    org_id: str
+    org_slug: str
+    role: Role
+    kind: Literal["api_key", "user"]
+    subject_id: str = Field(description="The API key's or the user's id.")
+    name: str
+
+
+# --- species, individuals ---------------------------------------------------------------------
+
+
+class SpeciesOut(_Out):
+    key: str = Field(examples=["humpback_whale"])
+    common_name: str = Field(examples=["Humpback whale"])
+    scientific_name: str | None = Field(examples=["Megaptera novaeangliae"])
+    is_cetacean: bool
+
+
+class IndividualCreate(BaseModel):
+    catalogue_code: str = Field(
+        min_length=1,
+        max_length=64,
+        examples=["HW-0042"],
+        description="The id researchers know; unique in the organisation.",
+    )
+    species: str = Field(examples=["humpback_whale"])
+    name: str | None = Field(None, max_length=200, examples=["Salt"])
+    sex: Sex = "unknown"
+    notes: str | None = None
+
+
+class IndividualUpdate(BaseModel):
+    catalogue_code: str | None = Field(None, min_length=1, max_length=64)
+    species: str | None = None
+    name: str | None = Field(None, max_length=200)
+    sex: Sex | None = None
+    notes: str | None = None
+    representative_media_id: str | None = None
+
+
+class IndividualOut(_Out):
+    id: str
+    org_id: str
+    catalogue_code: str
+    name: str | None
+    species: str = Field(validation_alias=AliasChoices("species", "species_key"), examples=["humpback_whale"])
+    sex: Sex
+    notes: str | None
+    first_seen: datetime | None
+    last_seen: datetime | None
+    representative_media_id: str | None
+    status: Literal["active", "merged"]
+    merged_into_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class MergeRequest(BaseModel):
+    """Everything of ``source_ids`` moves to ``target_id``; the sources stay, marked merged."""
+
+    target_id: str
+    source_ids: list[str] = Field(min_length=1)
+    reason: str | None = None
+    actor: str | None = None
+
+
+class SplitRequest(BaseModel):
+    """``annotation_ids`` of the individual move to a new individual (``new_individual``)."""
+
+    annotation_ids: list[str] = Field(min_length=1)
+    new_individual: IndividualCreate
+    reason: str | None = None
+    actor: str | None = None
+
+
+class MergeSplitResult(BaseModel):
+    individual: IndividualOut = Field(description="The merge target, or the new individual of a split.")
+    moved_annotation_ids: list[str]
+    audit_ids: list[int]
+
+
+# --- encounters, media ------------------------------------------------------------------------
+
+
+class EncounterCreate(BaseModel):
+    occurred_at: AwareDatetime | None = Field(
+        None, examples=["2024-07-14T09:32:00-07:00"], description="When, with its time zone."
+    )
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+    location_name: str | None = Field(None, max_length=200)
+    observer: str | None = Field(None, max_length=200)
+    behaviour: str | None = Field(None, max_length=200)
+    group_size: int | None = Field(None, ge=1)
+    notes: str | None = None
+    created_by: str | None = Field(None, max_length=200)
+
+    @model_validator(mode="after")
+    def _both_coordinates_or_none(self) -> EncounterCreate:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("give both latitude and longitude, or neither")
+        return self
+
+
+class EncounterUpdate(BaseModel):
+    occurred_at: AwareDatetime | None = None
+    latitude: float | None = Field(None, ge=-90, le=90)
+    longitude: float | None = Field(None, ge=-180, le=180)
+    location_name: str | None = Field(None, max_length=200)
+    observer: str | None = Field(None, max_length=200)
+    behaviour: str | None = Field(None, max_length=200)
+    group_size: int | None = Field(None, ge=1)
+    notes: str | None = None
+
+
+class EncounterOut(_Out):
+    id: str
+    org_id: str
+    occurred_at: datetime | None = Field(description="In the time zone it was recorded in.")
+    latitude: float | None
+    longitude: float | None
+    location_name: str | None
+    observer: str | None
+    behaviour: str | None
+    group_size: int | None
+    notes: str | None
+    created_by: str | None
+    created_at: datetime
+    media_ids: list[str] = []
+    individual_ids: list[str] = Field([], description="Individuals identified in this encounter's media.")
+
+
+class MediaOut(_Out):
+    id: str
+    org_id: str
+    encounter_id: str | None
+    sha256: str
+    content_type: str
+    size_bytes: int
+    width: int
+    height: int
+    original_filename: str | None
+    exif_taken_at: datetime | None = Field(
+        description="EXIF DateTimeOriginal (zone from OffsetTimeOriginal, else UTC)."
+    )
+    exif_latitude: float | None
+    exif_longitude: float | None
+    uploaded_by: str | None
+    created_at: datetime
+
+
+class MediaUploaded(BaseModel):
+    media: MediaOut
+    duplicate: bool = Field(
+        description="True when the same bytes were already stored; nothing was stored twice."
+    )
+    encounter_prefill: EncounterCreate = Field(description="Date-time and position read from the EXIF data.")
+
+
+class PresignedUrl(BaseModel):
+    url: str
+    expires_at: datetime
+
+
+# --- annotations, identifications -------------------------------------------------------------
+
+
+class Box(BaseModel):
+    """Pixels in the original image: top-left corner, width and height."""
+
+    x: float = Field(ge=0)
+    y: float = Field(ge=0)
+    width: float = Field(gt=0)
+    height: float = Field(gt=0)
+
+
+class EmbeddingIn(BaseModel):
+    model_version: str = Field(pattern=r"^[\w.-]+:[\w.-]+$", examples=["finprint_embedder:1"])
+    vector: str = Field(
+        description="base64 of little-endian float32 (finprint.schemas.embeddings.encode_vector)."
+    )
+
+
+class AnnotationCreate(BaseModel):
+    media_id: str
+    box: Box
+    view: View | None = None
+    quality: float | None = Field(None, ge=0, le=1)
+    species: str | None = Field(None, examples=["humpback_whale"])
+    species_score: float | None = Field(None, ge=0, le=1)
+    embedding: EmbeddingIn | None = None
+    individual_id: str | None = None
+
+
+class AnnotationUpdate(BaseModel):
+    individual_id: str | None = Field(
+        None, description="Reassign (null with `clear_individual` to unassign)."
+    )
+    clear_individual: bool = False
+    view: View | None = None
+    quality: float | None = Field(None, ge=0, le=1)
+    species: str | None = None
+    actor: str | None = None
+
+
+class AnnotationOut(BaseModel):
+    id: str
+    org_id: str
+    media_id: str
+    individual_id: str | None
+    box: Box
+    view: View | None
+    quality: float | None
+    species: str | None
+    species_score: float | None
+    embedding_model: str | None
+    has_embedding: bool
+    created_at: datetime
+
+
+class Candidate(BaseModel):
+    individual_id: str
+    score: float = Field(examples=[0.83])
+    catalogue_code: str | None = None
+
+
+class IdentificationCreate(BaseModel):
+    annotation_id: str
+    candidates: list[Candidate] = []
+    new_individual_probability: float | None = Field(None, ge=0, le=1)
+    model_version: str | None = None
+
+
+class DecisionRequest(BaseModel):
+    """``confirmed`` needs ``individual_id``; ``new_individual`` needs ``new_individual``."""
+
+    decision: Literal["confirmed", "new_individual", "rejected"]
+    individual_id: str | None = None
+    new_individual: IndividualCreate | None = None
+    decided_by: str = Field(min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _decision_has_its_subject(self) -> DecisionRequest:
+        if self.decision == "confirmed" and not self.individual_id:
+            raise ValueError("a confirmed identification needs individual_id")
+        if self.decision == "new_individual" and self.new_individual is None:
+            raise ValueError("a new_individual decision needs new_individual")
+        return self
+
+
+class IdentificationOut(_Out):
+    id: str
+    org_id: str
+    annotation_id: str
+    candidates: list[Candidate]
+    new_individual_probability: float | None
+    model_version: str | None
+    decision: Decision
+    individual_id: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    created_at: datetime
+
+
+# --- enrolment (one transaction) ---------------------------------------------------------------
+
+
+class ImageIn(BaseModel):
+    content_base64: str
+    filename: str | None = None
+
+
+class EnrolAnnotation(BaseModel):
+    box: Box
+    view: View | None = None
+    quality: float | None = Field(None, ge=0, le=1)
+    species: str | None = None
+    species_score: float | None = Field(None, ge=0, le=1)
+    embedding: EmbeddingIn | None = None
+    candidates: list[Candidate] = []
+    new_individual_probability: float | None = Field(None, ge=0, le=1)
+    decision: Decision = "pending"
+    individual_id: str | None = Field(None, description="For `confirmed`: the individual.")
+    new_individual: IndividualCreate | None = Field(None, description="For `new_individual`.")
+    decided_by: str | None = None
+
+
+class EnrolRequest(BaseModel):
+    """Encounter + media + annotations (+ new individuals) + identifications, all or nothing."""
+
+    encounter_id: str | None = Field(None, description="An existing encounter, or give `encounter`.")
+    encounter: EncounterCreate | None = None
+    media_id: str | None = Field(None, description="Media uploaded before, or give `image`.")
+    image: ImageIn | None = None
+    annotations: list[EnrolAnnotation] = Field(min_length=1)
+    uploaded_by: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source_each(self) -> EnrolRequest:
+        if (self.media_id is None) == (self.image is None):
+            raise ValueError("give exactly one of media_id and image")
+        if self.encounter_id is not None and self.encounter is not None:
+            raise ValueError("give encounter_id or encounter, not both")
+        return self
+
+
+class EnrolResult(BaseModel):
+    encounter: EncounterOut
+    media: MediaOut
+    duplicate_media: bool
+    annotations: list[AnnotationOut]
+    identifications: list[IdentificationOut]
+    new_individuals: list[IndividualOut]
+
+
+# --- collaboration, audit, jobs ---------------------------------------------------------------
+
+
+class CommentCreate(BaseModel):
+    encounter_id: str | None = None
+    identification_id: str | None = None
+    parent_id: str | None = Field(None, description="The comment this one answers.")
+    author: str = Field(min_length=1, max_length=200)
+    body: str = Field(min_length=1, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> CommentCreate:
+        if (self.encounter_id is None) == (self.identification_id is None):
+            raise ValueError("comment on exactly one of encounter_id and identification_id")
+        return self
+
+
+class CommentOut(_Out):
+    id: str
+    encounter_id: str | None
+    identification_id: str | None
+    parent_id: str | None
+    author: str
+    body: str
+    created_at: datetime
+    replies: list[CommentOut] = []
+
+
+class AuditEntryOut(_Out):
+    id: int
+    entity_type: str
+    entity_id: str
+    action: str
+    actor: str | None
+    details: dict
+    created_at: datetime
+
+
+class IngestJobCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    source: str | None = Field(None, max_length=500, examples=["s3://archive/2019/"])
+    options: dict = {}
+    created_by: str | None = None
+
+
+class IngestJobUpdate(BaseModel):
+    status: IngestJobStatus
+
+
+class IngestJobOut(_Out):
+    id: str
+    org_id: str
+    name: str
+    source: str | None
+    status: IngestJobStatus
+    options: dict
+    created_by: str | None
+    created_at: datetime
+    updated_at: datetime
+    counts: dict[str, int] = Field({}, description="Items by status.")
+
+
+class IngestItemsAdd(BaseModel):
+    item_keys: list[str] = Field(min_length=1, max_length=10_000)
+
+
+class IngestItemsAdded(BaseModel):
+    added: int
+    already_present: int
+
+
+class IngestItemUpdate(BaseModel):
+    status: IngestItemStatus
+    media_id: str | None = None
+    result: dict | None = None
+    error: str | None = None
+
+
+class IngestItemOut(_Out):
+    id: str
+    job_id: str
+    item_key: str
+    status: IngestItemStatus
+    media_id: str | None
+    result: dict
+    error: str | None
+    attempts: int
+    updated_at: datetime

@@ -1,0 +1,1 @@
+"""The catalogue's database: models, engine and sessions, migrations."""

@@ -1,0 +1,378 @@
+"""The catalogue's tables (SQLAlchemy 2 typed declarative models).
+
+Every table that holds an organisation's data carries ``org_id``, and every query the domain
+makes filters by it. Ids are UUID strings so that they are portable between PostgreSQL and
+SQLite and safe to show in URLs. Timestamps are timezone-aware UTC (:class:`UTCDateTime`).
+The Alembic migrations in ``services/catalog/migrations`` must describe exactly these tables;
+a test compares them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import DateTime, TypeDecorator
+
+# Constraint names are part of the schema Alembic compares; a convention keeps them stable.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+SequenceNumber = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores UTC; always returns an aware datetime (SQLite drops the zone, PostgreSQL keeps it)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; give a time zone")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata: ClassVar[MetaData] = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UTCDateTime(),
+        dict[str, Any]: JSON(),
+        list[Any]: JSON(),
+    }
+
+
+class Timestamped:
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Organisation(Timestamped, Base):
+    __tablename__ = "organisations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class User(Timestamped, Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    disabled: Mapped[bool] = mapped_column(default=False)
+
+
+class ApiKey(Timestamped, Base):
+    """Only the SHA-256 of the key is kept; the key itself is shown once, when created."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(32))
+    revoked_at: Mapped[datetime | None]
+
+
+class Species(Base):
+    __tablename__ = "species"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    common_name: Mapped[str] = mapped_column(String(200))
+    scientific_name: Mapped[str | None] = mapped_column(String(200))
+    is_cetacean: Mapped[bool] = mapped_column(default=True)
+
+
+class Individual(Timestamped, Base):
+    """A catalogued animal. A merged individual stays (status ``merged``) so its history does."""
+
+    __tablename__ = "individuals"
+    __table_args__ = (
+        UniqueConstraint("org_id", "catalogue_code", name="uq_individuals_org_id_catalogue_code"),
+        CheckConstraint("sex IN ('female', 'male', 'unknown')", name="sex"),
+        CheckConstraint("status IN ('active', 'merged')", name="status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    catalogue_code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str | None] = mapped_column(String(200))
+    species_key: Mapped[str] = mapped_column(ForeignKey("species.key"))
+    sex: Mapped[str] = mapped_column(String(16), default="unknown")
+    notes: Mapped[str | None] = mapped_column(Text)
+    first_seen: Mapped[datetime | None]
+    last_seen: Mapped[datetime | None]
+    representative_media_id: Mapped[str | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    merged_into_id: Mapped[str | None] = mapped_column(ForeignKey("individuals.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Encounter(Timestamped, Base):
+    """A sighting. ``occurred_at`` is UTC; ``utc_offset_minutes`` keeps the local zone it was given in."""
+
+    __tablename__ = "encounters"
+    __table_args__ = (
+        CheckConstraint("latitude IS NULL OR (latitude >= -90 AND latitude <= 90)", name="latitude"),
+        CheckConstraint("longitude IS NULL OR (longitude >= -180 AND longitude <= 180)", name="longitude"),
+        CheckConstraint("group_size IS NULL OR group_size >= 1", name="group_size"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    occurred_at: Mapped[datetime | None]
+    utc_offset_minutes: Mapped[int | None]
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    location_name: Mapped[str | None] = mapped_column(String(200))
+    observer: Mapped[str | None] = mapped_column(String(200))
+    behaviour: Mapped[str | None] = mapped_column(String(200))
+    group_size: Mapped[int | None]
+    notes: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+
+    media: Mapped[list[Media]] = relationship(back_populates="encounter", order_by="Media.created_at")
+
+
+class Media(Timestamped, Base):
+    """An uploaded image. The same bytes are stored once per organisation (unique SHA-256)."""
+
+    __tablename__ = "media"
+    __table_args__ = (UniqueConstraint("org_id", "sha256", name="uq_media_org_id_sha256"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    encounter_id: Mapped[str | None] = mapped_column(
+        ForeignKey("encounters.id", ondelete="SET NULL"), index=True
+    )
+    object_key: Mapped[str] = mapped_column(String(300))
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size_bytes: Mapped[int]
+    width: Mapped[int]
+    height: Mapped[int]
+    original_filename: Mapped[str | None] = mapped_column(String(300))
+    exif_taken_at: Mapped[datetime | None]
+    exif_utc_offset_minutes: Mapped[int | None]
+    exif_latitude: Mapped[float | None] = mapped_column(Float)
+    exif_longitude: Mapped[float | None] = mapped_column(Float)
+    uploaded_by: Mapped[str | None] = mapped_column(String(200))
+
+    encounter: Mapped[Encounter | None] = relationship(back_populates="media")
+
+
+class Annotation(Timestamped, Base):
+    """One animal in one image: its box, view, species and the crop's embedding.
+
+    ``change_seq`` is the sequence number of the last change event written for this annotation;
+    the matcher's records carry it.
+    """
+
+    __tablename__ = "annotations"
+    __table_args__ = (
+        CheckConstraint("quality IS NULL OR (quality >= 0 AND quality <= 1)", name="quality"),
+        Index("ix_annotations_org_id_individual_id", "org_id", "individual_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    media_id: Mapped[str] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
+    individual_id: Mapped[str | None] = mapped_column(ForeignKey("individuals.id"))
+    box_x: Mapped[float] = mapped_column(Float)
+    box_y: Mapped[float] = mapped_column(Float)
+    box_width: Mapped[float] = mapped_column(Float)
+    box_height: Mapped[float] = mapped_column(Float)
+    view: Mapped[str | None] = mapped_column(String(32))
+    quality: Mapped[float | None] = mapped_column(Float)
+    species_key: Mapped[str | None] = mapped_column(ForeignKey("species.key"))
+    species_score: Mapped[float | None] = mapped_column(Float)
+    embedding_model: Mapped[str | None] = mapped_column(String(100))
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    change_seq: Mapped[int] = mapped_column(SequenceNumber, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    media: Mapped[Media] = relationship()
+    individual: Mapped[Individual | None] = relationship()
+
+
+class Identification(Timestamped, Base):
+    """A review of one annotation: the candidates shown, and the decision taken on them."""
+
+    __tablename__ = "identifications"
+    __table_args__ = (
+        CheckConstraint(
+            "decision IN ('pending', 'confirmed', 'new_individual', 'rejected')", name="decision"
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    annotation_id: Mapped[str] = mapped_column(ForeignKey("annotations.id", ondelete="CASCADE"), index=True)
+    candidates: Mapped[list[Any]] = mapped_column(default=list)
+    new_individual_probability: Mapped[float | None] = mapped_column(Float)
+    model_version: Mapped[str | None] = mapped_column(String(100))
+    decision: Mapped[str] = mapped_column(String(32), default="pending")
+    individual_id: Mapped[str | None] = mapped_column(ForeignKey("individuals.id"))
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    """Append-only: rows are inserted, never updated or deleted (enforced below)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_org_id_entity", "org_id", "entity_type", "entity_id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(SequenceNumber, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    entity_type: Mapped[str] = mapped_column(String(32))
+    entity_id: Mapped[str] = mapped_column(String(36))
+    action: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str | None] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+@event.listens_for(AuditEntry, "before_update")
+@event.listens_for(AuditEntry, "before_delete")
+def _refuse_audit_rewrite(*_args: object) -> None:
+    raise PermissionError("the audit log is append-only")
+
+
+class Comment(Timestamped, Base):
+    """A comment on an encounter or an identification; ``parent_id`` threads replies."""
+
+    __tablename__ = "comments"
+    __table_args__ = (
+        CheckConstraint("(encounter_id IS NULL) <> (identification_id IS NULL)", name="one_subject"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    encounter_id: Mapped[str | None] = mapped_column(ForeignKey("encounters.id", ondelete="CASCADE"))
+    identification_id: Mapped[str | None] = mapped_column(
+        ForeignKey("identifications.id", ondelete="CASCADE")
+    )
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("comments.id", ondelete="CASCADE"))
+    author: Mapped[str] = mapped_column(String(200))
+    body: Mapped[str] = mapped_column(Text)
+
+
+class IngestJob(Timestamped, Base):
+    __tablename__ = "ingest_jobs"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'running', 'paused', 'completed', 'failed', 'cancelled')", name="status"
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str | None] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class IngestItem(Timestamped, Base):
+    """One photo of a job; ``item_key`` (e.g. its path in the archive) makes adding it idempotent."""
+
+    __tablename__ = "ingest_items"
+    __table_args__ = (
+        UniqueConstraint("job_id", "item_key", name="uq_ingest_items_job_id_item_key"),
+        CheckConstraint("status IN ('pending', 'running', 'done', 'failed', 'skipped')", name="status"),
+        Index("ix_ingest_items_job_id_status", "job_id", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("ingest_jobs.id", ondelete="CASCADE"))
+    item_key: Mapped[str] = mapped_column(String(1000))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    media_id: Mapped[str | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"))
+    result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Change(Base):
+    """The change log the matcher replays: one row per embedding whose index entry changed.
+
+    Written in the same transaction as the change itself. ``seq`` order is commit order because
+    writers serialise on a lock (see ``domain.changes``); numbers are never reused.
+    """
+
+    __tablename__ = "changes"
+    # AUTOINCREMENT on SQLite: never reuse a number, even after the newest rows are deleted.
+    __table_args__ = (Index("ix_changes_org_id_seq", "org_id", "seq"), {"sqlite_autoincrement": True})
+
+    seq: Mapped[int] = mapped_column(SequenceNumber, primary_key=True, autoincrement=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"))
+    embedding_id: Mapped[str] = mapped_column(String(36))
+    op: Mapped[str] = mapped_column(String(8))
+    reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class IdempotencyRecord(Base):
+    """The stored answer to a creating POST sent with an ``Idempotency-Key``."""
+
+    __tablename__ = "idempotency_keys"
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_sha256: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int]
+    response: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,161 @@
+"""Enrolment: one photo's whole result (encounter, media, annotations, new individuals,
+identifications) written in ONE transaction, so the catalogue holds all of it or none of it.
+
+The gateway calls this after detection, embedding and matching. Only the image bytes can reach
+the object store before the commit; their key is content-derived, so a failed enrolment leaves
+at most an object that the retry finds again, never a half-written catalogue entry.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from finprint.imaging import ImageLimits
+from finprint.objectstore import ObjectStore
+from finprint.schemas.catalog import AnnotationCreate, Candidate, EnrolAnnotation, EnrolRequest
+from services.catalog.adapters.db.models import (
+    Annotation,
+    Encounter,
+    Identification,
+    Individual,
+    Media,
+    utcnow,
+)
+from services.catalog.domain import audit
+from services.catalog.domain.annotations import create_annotation
+from services.catalog.domain.encounters import create_encounter, get_encounter
+from services.catalog.domain.errors import Conflict, Invalid
+from services.catalog.domain.individuals import active_individual, assign, create_individual
+from services.catalog.domain.media import store_media, with_exif_defaults
+from services.catalog.domain.scoping import get_owned
+
+
+@dataclass
+class Enrolment:
+    encounter: Encounter
+    media: Media
+    duplicate_media: bool
+    annotations: list[Annotation]
+    identifications: list[Identification]
+    new_individuals: list[Individual]
+
+
+def _decode_image(content_base64: str) -> bytes:
+    try:
+        return base64.b64decode(content_base64, validate=True)
+    except binascii.Error as exc:
+        raise Invalid("image.content_base64 is not valid base64", field="image.content_base64") from exc
+
+
+def _media(
+    session: Session, store: ObjectStore, org_id: str, request: EnrolRequest, limits: ImageLimits
+) -> tuple[Media, bool]:
+    if request.media_id is not None:
+        return get_owned(session, Media, org_id, request.media_id, "Media"), False
+    assert request.image is not None
+    stored = store_media(
+        session,
+        store,
+        org_id,
+        _decode_image(request.image.content_base64),
+        filename=request.image.filename,
+        uploaded_by=request.uploaded_by,
+        limits=limits,
+    )
+    return stored.media, stored.duplicate
+
+
+def _link(media: Media, encounter: Encounter) -> None:
+    if media.encounter_id not in {None, encounter.id}:
+        raise Conflict(
+            f"media {media.id} already belongs to encounter {media.encounter_id}; it was enrolled before",
+            media_id=media.id,
+            encounter_id=media.encounter_id,
+        )
+    media.encounter_id = encounter.id
+
+
+def _identify(
+    session: Session, org_id: str, annotation: Annotation, item: EnrolAnnotation, actor: str | None
+) -> tuple[Identification, Individual | None]:
+    """The identification of one annotation, applying its decision; returns a newly created individual."""
+    for candidate in item.candidates:
+        active_individual(session, org_id, candidate.individual_id)
+    new_individual = None
+    individual = None
+    if item.decision == "confirmed":
+        if not item.individual_id:
+            raise Invalid("a confirmed annotation needs individual_id", field="annotations.individual_id")
+        individual = active_individual(session, org_id, item.individual_id)
+    elif item.decision == "new_individual":
+        if item.new_individual is None:
+            raise Invalid(
+                "a new_individual annotation needs new_individual", field="annotations.new_individual"
+            )
+        individual = new_individual = create_individual(session, org_id, item.new_individual, actor)
+    if individual is not None:
+        assign(session, annotation, individual, f"identification_{item.decision}", actor)
+    decided = item.decision != "pending"
+    identification = Identification(
+        org_id=org_id,
+        annotation_id=annotation.id,
+        candidates=[Candidate.model_validate(c).model_dump() for c in item.candidates],
+        new_individual_probability=item.new_individual_probability,
+        model_version=item.embedding.model_version if item.embedding else None,
+        decision=item.decision,
+        individual_id=individual.id if individual else None,
+        decided_by=(item.decided_by or actor) if decided else None,
+        decided_at=utcnow() if decided else None,
+    )
+    session.add(identification)
+    session.flush()
+    return identification, new_individual
+
+
+def enrol(
+    session: Session, store: ObjectStore, org_id: str, request: EnrolRequest, *, limits: ImageLimits
+) -> Enrolment:
+    actor = request.uploaded_by
+    media, duplicate = _media(session, store, org_id, request, limits)
+    if request.encounter_id is not None:
+        encounter = get_encounter(session, org_id, request.encounter_id)
+    else:
+        encounter = create_encounter(session, org_id, with_exif_defaults(request.encounter, media))
+    _link(media, encounter)
+    annotations, identifications, new_individuals = [], [], []
+    for item in request.annotations:
+        annotation = create_annotation(
+            session,
+            org_id,
+            AnnotationCreate(
+                media_id=media.id,
+                box=item.box,
+                view=item.view,
+                quality=item.quality,
+                species=item.species,
+                species_score=item.species_score,
+                embedding=item.embedding,
+            ),
+            actor,
+        )
+        identification, new_individual = _identify(session, org_id, annotation, item, actor)
+        annotations.append(annotation)
+        identifications.append(identification)
+        if new_individual is not None:
+            new_individuals.append(new_individual)
+    audit.append(
+        session,
+        org_id,
+        "encounter",
+        encounter.id,
+        "enrolled",
+        actor,
+        media_id=media.id,
+        annotation_ids=[a.id for a in annotations],
+    )
+    session.flush()
+    return Enrolment(encounter, media, duplicate, annotations, identifications, new_individuals)

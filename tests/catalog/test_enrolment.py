@@ -1,0 +1,175 @@
+"""Enrolment is all or nothing, and a retried request (Idempotency-Key) creates nothing twice."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from finprint.schemas.catalog import EnrolResult
+from finprint.testing.processes import free_port
+from services.catalog.app import create_app
+from services.catalog.settings import CatalogSettings
+
+from .helpers import Catalogue, MakeCatalogue, jpeg, vector
+
+pytestmark = pytest.mark.servers
+
+BOX = {"x": 4, "y": 4, "width": 40, "height": 30}
+
+
+def counts(cat: Catalogue) -> dict[str, int]:
+    totals = {
+        path: cat.client.get(cat.url(path)).json()["total"]
+        for path in ("/encounters", "/annotations", "/identifications", "/individuals", "/audit")
+    }
+    totals["changes"] = len(
+        cat.client.get("/v1/internal/changes", params={"org_id": cat.org_id}).json()["changes"]
+    )
+    return totals
+
+
+def test_enrol_with_an_inline_image_and_a_new_individual(cat: Catalogue) -> None:
+    image = base64.b64encode(jpeg(11)).decode()
+    result = cat.post(
+        "/enrolments",
+        {
+            "image": {"content_base64": image, "filename": "IMG_1.jpg"},
+            "encounter": {"occurred_at": "2024-05-05T05:05:05+02:00", "latitude": 43.0, "longitude": 7.5},
+            "uploaded_by": "ana",
+            "annotations": [
+                {
+                    "box": BOX,
+                    "view": "dorsal_fin",
+                    "species": "bottlenose_dolphin",
+                    "embedding": {"model_version": "finprint_embedder:1", "vector": vector(1)},
+                    "candidates": [],
+                    "new_individual_probability": 0.93,
+                    "decision": "new_individual",
+                    "new_individual": {"catalogue_code": "TT-7", "species": "bottlenose_dolphin"},
+                }
+            ],
+        },
+    )
+    assert (
+        EnrolResult.model_validate(result).new_individuals[0].species == "bottlenose_dolphin"
+    )  # the wire schema
+    assert result["duplicate_media"] is False and result["media"]["original_filename"] == "IMG_1.jpg"
+    [individual] = result["new_individuals"]
+    assert individual["catalogue_code"] == "TT-7"
+    assert result["annotations"][0]["individual_id"] == individual["id"]
+    assert result["identifications"][0]["decision"] == "new_individual"
+    assert result["identifications"][0]["decided_by"] == "ana"
+    assert result["encounter"]["individual_ids"] == [individual["id"]]
+    assert result["media"]["encounter_id"] == result["encounter"]["id"]
+
+
+def test_a_failing_enrolment_leaves_nothing_behind(cat: Catalogue) -> None:
+    cat.individual("TAKEN")
+    media = cat.upload()["media"]
+    before = counts(cat)
+    response = cat.client.post(
+        cat.url("/enrolments"),
+        json={
+            "media_id": media["id"],
+            "encounter": {"occurred_at": "2024-05-05T05:05:05Z"},
+            "annotations": [
+                {
+                    "box": BOX,
+                    "embedding": {"model_version": "finprint_embedder:1", "vector": vector(2)},
+                    "decision": "new_individual",
+                    "new_individual": {"catalogue_code": "FRESH", "species": "humpback_whale"},
+                },
+                {
+                    "box": BOX,
+                    "decision": "new_individual",
+                    "new_individual": {"catalogue_code": "TAKEN", "species": "humpback_whale"},
+                },
+            ],
+        },
+    )
+    assert response.status_code == 409, response.text
+    assert "TAKEN" in response.json()["detail"]
+    assert counts(cat) == before
+    assert cat.client.get(cat.url(f"/media/{media['id']}")).json()["encounter_id"] is None
+    assert cat.client.get(cat.url("/individuals"), params={"q": "FRESH"}).json()["total"] == 0
+
+
+def test_a_box_outside_the_image_is_refused(cat: Catalogue) -> None:
+    media = cat.upload()["media"]
+    response = cat.client.post(
+        cat.url("/enrolments"),
+        json={
+            "media_id": media["id"],
+            "annotations": [{"box": {"x": 90, "y": 0, "width": 50, "height": 10}}],
+        },
+    )
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "box"
+
+
+def test_enrolling_the_same_photo_twice_is_a_conflict(cat: Catalogue) -> None:
+    media = cat.upload()["media"]
+    cat.post("/enrolments", {"media_id": media["id"], "annotations": [{"box": BOX}]})
+    again = cat.client.post(
+        cat.url("/enrolments"), json={"media_id": media["id"], "annotations": [{"box": BOX}]}
+    )
+    assert again.status_code == 409
+    assert again.json()["media_id"] == media["id"]
+
+
+def test_a_retried_enrolment_with_the_same_key_creates_nothing_twice(cat: Catalogue) -> None:
+    whale = cat.individual("HW-IDEM")
+    media = cat.upload()["media"]
+    request = {
+        "media_id": media["id"],
+        "encounter": {"occurred_at": "2024-02-02T02:02:02Z"},
+        "annotations": [
+            {
+                "box": BOX,
+                "decision": "confirmed",
+                "individual_id": whale["id"],
+                "embedding": {"model_version": "finprint_embedder:1", "vector": vector(3)},
+            }
+        ],
+    }
+    headers = {"Idempotency-Key": "enrol-7f3a"}
+    first = cat.client.post(cat.url("/enrolments"), json=request, headers=headers)
+    before_retry = counts(cat)
+    second = cat.client.post(cat.url("/enrolments"), json=request, headers=headers)
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert second.json() == first.json()
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert counts(cat) == before_retry
+
+    changed = {**request, "encounter": {"occurred_at": "2025-01-01T00:00:00Z"}}
+    reused = cat.client.post(cat.url("/enrolments"), json=changed, headers=headers)
+    assert reused.status_code == 422
+    assert reused.json()["type"].endswith("idempotency-key-reused")
+    assert counts(cat) == before_retry
+
+
+def test_idempotency_keys_belong_to_one_organisation(
+    cat: Catalogue, make_catalogue: MakeCatalogue, other_org: str
+) -> None:
+    headers = {"Idempotency-Key": "shared-key"}
+    body = {"catalogue_code": "SAME", "species": "humpback_whale"}
+    mine = cat.client.post(cat.url("/individuals"), json=body, headers=headers)
+    other = make_catalogue(other_org)
+    theirs = other.client.post(other.url("/individuals"), json=body, headers=headers)
+    assert mine.status_code == theirs.status_code == 201
+    assert mine.json()["id"] != theirs.json()["id"] and theirs.json()["org_id"] == other_org
+
+
+def test_an_unavailable_database_is_a_503_with_retry_after(tmp_path: Path) -> None:
+    settings = CatalogSettings(
+        database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none", local_object_dir=tmp_path
+    )
+    with TestClient(create_app(settings)) as client:
+        response = client.get("/v1/orgs/x/individuals")
+        assert response.status_code == 503
+        assert response.headers["Retry-After"]
+        assert response.json()["dependency"] == "database"
+        assert client.get("/readyz").status_code == 503
