@@ -386,20 +386,34 @@ class EnrolAnnotation(BaseModel):
     decided_by: str | None = None
 
 
-class EnrolRequest(BaseModel):
-    """Encounter + media + annotations (+ new individuals) + identifications, all or nothing."""
+class EnrolPhoto(BaseModel):
+    """One photo of an enrolment and what was found in it."""
 
-    encounter_id: str | None = Field(None, description="An existing encounter, or give `encounter`.")
-    encounter: EncounterCreate | None = None
     media_id: str | None = Field(None, description="Media uploaded before, or give `image`.")
     image: ImageIn | None = None
     annotations: list[EnrolAnnotation] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> EnrolPhoto:
+        if (self.media_id is None) == (self.image is None):
+            raise ValueError("give exactly one of media_id and image")
+        return self
+
+
+class EnrolRequest(BaseModel):
+    """Encounter + its photos + annotations (+ new individuals) + identifications, all or nothing.
+
+    Several annotations may name the same ``new_individual`` catalogue code (the same animal in
+    several photos): it is created once and all of them are assigned to it.
+    """
+
+    encounter_id: str | None = Field(None, description="An existing encounter, or give `encounter`.")
+    encounter: EncounterCreate | None = None
+    photos: list[EnrolPhoto] = Field(min_length=1, max_length=100)
     uploaded_by: str | None = None
 
     @model_validator(mode="after")
-    def _one_source_each(self) -> EnrolRequest:
-        if (self.media_id is None) == (self.image is None):
-            raise ValueError("give exactly one of media_id and image")
+    def _one_encounter(self) -> EnrolRequest:
         if self.encounter_id is not None and self.encounter is not None:
             raise ValueError("give encounter_id or encounter, not both")
         return self
@@ -407,8 +421,8 @@ class EnrolRequest(BaseModel):
 
 class EnrolResult(BaseModel):
     encounter: EncounterOut
-    media: MediaOut
-    duplicate_media: bool
+    media: list[MediaOut] = Field(description="One per photo, in the order sent.")
+    duplicate_media_ids: list[str] = Field(description="Photos whose bytes were already stored (stored once).")
     annotations: list[AnnotationOut]
     identifications: list[IdentificationOut]
     new_individuals: list[IndividualOut]

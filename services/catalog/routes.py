@@ -673,7 +673,7 @@ def decide_identification(
     "/orgs/{org_id}/enrolments",
     response_model=EnrolResult,
     status_code=201,
-    summary="Enrol a photo's whole result in one transaction",
+    summary="Enrol an encounter's photos and their whole result in one transaction",
 )
 def enrol(
     org_id: OrgId,
@@ -688,8 +688,8 @@ def enrol(
         result = enrolment.enrol(db, context.store, org_id, payload, limits=context.settings.image_limits())
         return EnrolResult(
             encounter=encounters.encounter_out(db, result.encounter),
-            media=MediaOut.model_validate(result.media),
-            duplicate_media=result.duplicate_media,
+            media=[MediaOut.model_validate(m) for m in result.media],
+            duplicate_media_ids=result.duplicate_media_ids,
             annotations=[annotations.annotation_out(a) for a in result.annotations],
             identifications=[IdentificationOut.model_validate(i) for i in result.identifications],
             new_individuals=[IndividualOut.model_validate(i) for i in result.new_individuals],

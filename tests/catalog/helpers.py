@@ -88,7 +88,6 @@ class Catalogue:
         return self.post(
             "/enrolments",
             {
-                "media_id": media["id"],
                 "encounter": {
                     "occurred_at": when,
                     "latitude": latitude,
@@ -96,7 +95,7 @@ class Catalogue:
                     "location_name": "Haro Strait",
                     "observer": "Ana",
                 },
-                "annotations": [annotation],
+                "photos": [{"media_id": media["id"], "annotations": [annotation]}],
             },
         )
 

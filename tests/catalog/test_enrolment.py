@@ -36,34 +36,36 @@ def test_enrol_with_an_inline_image_and_a_new_individual(cat: Catalogue) -> None
     result = cat.post(
         "/enrolments",
         {
-            "image": {"content_base64": image, "filename": "IMG_1.jpg"},
             "encounter": {"occurred_at": "2024-05-05T05:05:05+02:00", "latitude": 43.0, "longitude": 7.5},
             "uploaded_by": "ana",
-            "annotations": [
-                {
-                    "box": BOX,
-                    "view": "dorsal_fin",
-                    "species": "bottlenose_dolphin",
-                    "embedding": {"model_version": "finprint_embedder:1", "vector": vector(1)},
-                    "candidates": [],
-                    "new_individual_probability": 0.93,
-                    "decision": "new_individual",
-                    "new_individual": {"catalogue_code": "TT-7", "species": "bottlenose_dolphin"},
-                }
-            ],
+            "photos": [{
+                "image": {"content_base64": image, "filename": "IMG_1.jpg"},
+                "annotations": [
+                    {
+                        "box": BOX,
+                        "view": "dorsal_fin",
+                        "species": "bottlenose_dolphin",
+                        "embedding": {"model_version": "finprint_embedder:1", "vector": vector(1)},
+                        "candidates": [],
+                        "new_individual_probability": 0.93,
+                        "decision": "new_individual",
+                        "new_individual": {"catalogue_code": "TT-7", "species": "bottlenose_dolphin"},
+                    }
+                ],
+            }],
         },
     )
     assert (
         EnrolResult.model_validate(result).new_individuals[0].species == "bottlenose_dolphin"
     )  # the wire schema
-    assert result["duplicate_media"] is False and result["media"]["original_filename"] == "IMG_1.jpg"
+    assert result["duplicate_media_ids"] == [] and result["media"][0]["original_filename"] == "IMG_1.jpg"
     [individual] = result["new_individuals"]
     assert individual["catalogue_code"] == "TT-7"
     assert result["annotations"][0]["individual_id"] == individual["id"]
     assert result["identifications"][0]["decision"] == "new_individual"
     assert result["identifications"][0]["decided_by"] == "ana"
     assert result["encounter"]["individual_ids"] == [individual["id"]]
-    assert result["media"]["encounter_id"] == result["encounter"]["id"]
+    assert result["media"][0]["encounter_id"] == result["encounter"]["id"]
 
 
 def test_a_failing_enrolment_leaves_nothing_behind(cat: Catalogue) -> None:
@@ -73,21 +75,23 @@ def test_a_failing_enrolment_leaves_nothing_behind(cat: Catalogue) -> None:
     response = cat.client.post(
         cat.url("/enrolments"),
         json={
-            "media_id": media["id"],
             "encounter": {"occurred_at": "2024-05-05T05:05:05Z"},
-            "annotations": [
-                {
-                    "box": BOX,
-                    "embedding": {"model_version": "finprint_embedder:1", "vector": vector(2)},
-                    "decision": "new_individual",
-                    "new_individual": {"catalogue_code": "FRESH", "species": "humpback_whale"},
-                },
-                {
-                    "box": BOX,
-                    "decision": "new_individual",
-                    "new_individual": {"catalogue_code": "TAKEN", "species": "humpback_whale"},
-                },
-            ],
+            "photos": [{
+                "media_id": media["id"],
+                "annotations": [
+                    {
+                        "box": BOX,
+                        "embedding": {"model_version": "finprint_embedder:1", "vector": vector(2)},
+                        "decision": "new_individual",
+                        "new_individual": {"catalogue_code": "FRESH", "species": "humpback_whale"},
+                    },
+                    {
+                        "box": BOX,
+                        "decision": "new_individual",
+                        "new_individual": {"catalogue_code": "TAKEN", "species": "humpback_whale"},
+                    },
+                ],
+            }],
         },
     )
     assert response.status_code == 409, response.text
@@ -97,14 +101,42 @@ def test_a_failing_enrolment_leaves_nothing_behind(cat: Catalogue) -> None:
     assert cat.client.get(cat.url("/individuals"), params={"q": "FRESH"}).json()["total"] == 0
 
 
+def test_several_photos_of_one_new_animal_create_it_once(cat: Catalogue) -> None:
+    def photo(seed: int) -> dict:
+        return {
+            "image": {"content_base64": base64.b64encode(jpeg(20 + seed)).decode(), "filename": f"P{seed}.jpg"},
+            "annotations": [{
+                "box": BOX,
+                "species": "humpback_whale",
+                "embedding": {"model_version": "finprint_embedder:1", "vector": vector(20 + seed)},
+                "decision": "new_individual",
+                "new_individual": {"catalogue_code": "HW-NEW", "species": "humpback_whale"},
+            }],
+        }
+
+    result = cat.post("/enrolments", {"encounter": {}, "photos": [photo(1), photo(2), photo(3)]})
+    assert [i["catalogue_code"] for i in result["new_individuals"]] == ["HW-NEW"]
+    assert {a["individual_id"] for a in result["annotations"]} == {result["new_individuals"][0]["id"]}
+    assert len(result["media"]) == 3
+    assert {m["encounter_id"] for m in result["media"]} == {result["encounter"]["id"]}
+
+
+def test_a_bad_later_photo_leaves_none_of_the_enrolment_behind(cat: Catalogue) -> None:
+    before = counts(cat)
+    good = {"image": {"content_base64": base64.b64encode(jpeg(31)).decode()}, "annotations": [{"box": BOX}]}
+    bad = {"image": {"content_base64": base64.b64encode(b"not an image at all").decode()},
+           "annotations": [{"box": BOX}]}
+    response = cat.client.post(cat.url("/enrolments"), json={"encounter": {}, "photos": [good, bad]})
+    assert 400 <= response.status_code < 500, response.text
+    assert counts(cat) == before
+
+
 def test_a_box_outside_the_image_is_refused(cat: Catalogue) -> None:
     media = cat.upload()["media"]
     response = cat.client.post(
         cat.url("/enrolments"),
-        json={
-            "media_id": media["id"],
-            "annotations": [{"box": {"x": 90, "y": 0, "width": 50, "height": 10}}],
-        },
+        json={"photos": [{"media_id": media["id"],
+                          "annotations": [{"box": {"x": 90, "y": 0, "width": 50, "height": 10}}]}]},
     )
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "box"
@@ -112,10 +144,9 @@ def test_a_box_outside_the_image_is_refused(cat: Catalogue) -> None:
 
 def test_enrolling_the_same_photo_twice_is_a_conflict(cat: Catalogue) -> None:
     media = cat.upload()["media"]
-    cat.post("/enrolments", {"media_id": media["id"], "annotations": [{"box": BOX}]})
-    again = cat.client.post(
-        cat.url("/enrolments"), json={"media_id": media["id"], "annotations": [{"box": BOX}]}
-    )
+    photo = {"media_id": media["id"], "annotations": [{"box": BOX}]}
+    cat.post("/enrolments", {"photos": [photo]})
+    again = cat.client.post(cat.url("/enrolments"), json={"photos": [photo]})
     assert again.status_code == 409
     assert again.json()["media_id"] == media["id"]
 
@@ -124,16 +155,18 @@ def test_a_retried_enrolment_with_the_same_key_creates_nothing_twice(cat: Catalo
     whale = cat.individual("HW-IDEM")
     media = cat.upload()["media"]
     request = {
-        "media_id": media["id"],
         "encounter": {"occurred_at": "2024-02-02T02:02:02Z"},
-        "annotations": [
-            {
-                "box": BOX,
-                "decision": "confirmed",
-                "individual_id": whale["id"],
-                "embedding": {"model_version": "finprint_embedder:1", "vector": vector(3)},
-            }
-        ],
+        "photos": [{
+            "media_id": media["id"],
+            "annotations": [
+                {
+                    "box": BOX,
+                    "decision": "confirmed",
+                    "individual_id": whale["id"],
+                    "embedding": {"model_version": "finprint_embedder:1", "vector": vector(3)},
+                }
+            ],
+        }],
     }
     headers = {"Idempotency-Key": "enrol-7f3a"}
     first = cat.client.post(cat.url("/enrolments"), json=request, headers=headers)

@@ -77,7 +77,7 @@ def test_dataset_zip_has_a_folder_per_individual(client: TestClient, cat: Catalo
         assert hashlib.sha256(data).hexdigest() == media["sha256"]
         assert store.exists(f"media/{cat.org_id}/{media['sha256'][:2]}/{media['sha256']}")
     assert {row["species"] for row in labels} == {"humpback_whale"}
-    unidentified_media = sightings["unidentified"]["media"]["id"]
+    unidentified_media = sightings["unidentified"]["media"][0]["id"]
     assert unidentified_media not in {row["media_id"] for row in labels}
 
 

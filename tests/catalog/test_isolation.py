@@ -29,7 +29,7 @@ def a_world(cat: Catalogue) -> dict[str, str]:
     return {
         "individual": whale["id"],
         "encounter": enrolled["encounter"]["id"],
-        "media": enrolled["media"]["id"],
+        "media": enrolled["media"][0]["id"],
         "annotation": enrolled["annotations"][0]["id"],
         "identification": enrolled["identifications"][0]["id"],
         "comment": comment["id"],
@@ -98,20 +98,23 @@ def test_every_write_that_names_a_row_of_a_through_b_is_404_and_changes_nothing(
         ),
         ("post", "/comments", {"encounter_id": a_world["encounter"], "author": "x", "body": "y"}),
         ("post", "/comments", {"identification_id": a_world["identification"], "author": "x", "body": "y"}),
-        ("post", "/enrolments", {"media_id": a_world["media"], "annotations": [{"box": box}]}),
+        ("post", "/enrolments", {"photos": [{"media_id": a_world["media"], "annotations": [{"box": box}]}]}),
         (
             "post",
             "/enrolments",
-            {"encounter_id": a_world["encounter"], "media_id": b_media["id"], "annotations": [{"box": box}]},
+            {"encounter_id": a_world["encounter"],
+             "photos": [{"media_id": b_media["id"], "annotations": [{"box": box}]}]},
         ),
         (
             "post",
             "/enrolments",
             {
-                "media_id": b_media["id"],
-                "annotations": [
-                    {"box": box, "decision": "confirmed", "individual_id": a_world["individual"]}
-                ],
+                "photos": [{
+                    "media_id": b_media["id"],
+                    "annotations": [
+                        {"box": box, "decision": "confirmed", "individual_id": a_world["individual"]}
+                    ],
+                }],
             },
         ),
         ("post", f"/ingest-jobs/{a_world['job']}/items", {"item_keys": ["y.jpg"]}),

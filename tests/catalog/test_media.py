@@ -99,7 +99,7 @@ def test_enrolment_without_encounter_uses_the_exif(cat: Catalogue) -> None:
     media = cat.upload(jpeg(6, exif=_exif_with_time_and_gps()))["media"]
     result = cat.post(
         "/enrolments",
-        {"media_id": media["id"], "annotations": [{"box": {"x": 0, "y": 0, "width": 10, "height": 10}}]},
+        {"photos": [{"media_id": media["id"], "annotations": [{"box": {"x": 0, "y": 0, "width": 10, "height": 10}}]}]},
     )
     encounter = result["encounter"]
     assert encounter["occurred_at"] == "2023-08-02T14:05:09-07:00"
@@ -111,9 +111,8 @@ def test_exif_fills_what_an_enrolment_leaves_out(cat: Catalogue) -> None:
     result = cat.post(
         "/enrolments",
         {
-            "media_id": media["id"],
             "encounter": {"observer": "Ana", "location_name": "Haro Strait"},
-            "annotations": [{"box": {"x": 0, "y": 0, "width": 10, "height": 10}}],
+            "photos": [{"media_id": media["id"], "annotations": [{"box": {"x": 0, "y": 0, "width": 10, "height": 10}}]}],
         },
     )
     encounter = result["encounter"]
@@ -123,9 +122,8 @@ def test_exif_fills_what_an_enrolment_leaves_out(cat: Catalogue) -> None:
     result = cat.post(
         "/enrolments",
         {
-            "media_id": given["id"],
             "encounter": {"occurred_at": "2024-01-01T00:00:00Z", "latitude": 10.0, "longitude": 20.0},
-            "annotations": [{"box": {"x": 0, "y": 0, "width": 10, "height": 10}}],
+            "photos": [{"media_id": given["id"], "annotations": [{"box": {"x": 0, "y": 0, "width": 10, "height": 10}}]}],
         },
     )
     assert (result["encounter"]["latitude"], result["encounter"]["occurred_at"]) == (

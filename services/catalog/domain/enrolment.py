@@ -1,4 +1,4 @@
-"""Enrolment: one photo's whole result (encounter, media, annotations, new individuals,
+"""Enrolment: an encounter's photos and their whole result (media, annotations, new individuals,
 identifications) written in ONE transaction, so the catalogue holds all of it or none of it.
 
 The gateway calls this after detection, embedding and matching. Only the image bytes can reach
@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from finprint.imaging import ImageLimits
 from finprint.objectstore import ObjectStore
-from finprint.schemas.catalog import AnnotationCreate, Candidate, EnrolAnnotation, EnrolRequest
+from finprint.schemas.catalog import AnnotationCreate, Candidate, EnrolAnnotation, EnrolPhoto, EnrolRequest
 from services.catalog.adapters.db.models import (
     Annotation,
     Encounter,
@@ -37,8 +37,8 @@ from services.catalog.domain.scoping import get_owned
 @dataclass
 class Enrolment:
     encounter: Encounter
-    media: Media
-    duplicate_media: bool
+    media: list[Media]
+    duplicate_media_ids: list[str]
     annotations: list[Annotation]
     identifications: list[Identification]
     new_individuals: list[Individual]
@@ -52,18 +52,19 @@ def _decode_image(content_base64: str) -> bytes:
 
 
 def _media(
-    session: Session, store: ObjectStore, org_id: str, request: EnrolRequest, limits: ImageLimits
+    session: Session, store: ObjectStore, org_id: str, photo: EnrolPhoto, uploaded_by: str | None,
+    limits: ImageLimits,
 ) -> tuple[Media, bool]:
-    if request.media_id is not None:
-        return get_owned(session, Media, org_id, request.media_id, "Media"), False
-    assert request.image is not None
+    if photo.media_id is not None:
+        return get_owned(session, Media, org_id, photo.media_id, "Media"), False
+    assert photo.image is not None
     stored = store_media(
         session,
         store,
         org_id,
-        _decode_image(request.image.content_base64),
-        filename=request.image.filename,
-        uploaded_by=request.uploaded_by,
+        _decode_image(photo.image.content_base64),
+        filename=photo.image.filename,
+        uploaded_by=uploaded_by,
         limits=limits,
     )
     return stored.media, stored.duplicate
@@ -80,9 +81,14 @@ def _link(media: Media, encounter: Encounter) -> None:
 
 
 def _identify(
-    session: Session, org_id: str, annotation: Annotation, item: EnrolAnnotation, actor: str | None
+    session: Session, org_id: str, annotation: Annotation, item: EnrolAnnotation, actor: str | None,
+    created: dict[str, Individual],
 ) -> tuple[Identification, Individual | None]:
-    """The identification of one annotation, applying its decision; returns a newly created individual."""
+    """The identification of one annotation, applying its decision; returns a newly created individual.
+
+    ``created`` holds the individuals this enrolment already created, by catalogue code, so the same
+    new animal in several photos is created once.
+    """
     for candidate in item.candidates:
         active_individual(session, org_id, candidate.individual_id)
     new_individual = None
@@ -96,7 +102,12 @@ def _identify(
             raise Invalid(
                 "a new_individual annotation needs new_individual", field="annotations.new_individual"
             )
-        individual = new_individual = create_individual(session, org_id, item.new_individual, actor)
+        code = item.new_individual.catalogue_code
+        individual = created.get(code)
+        if individual is None:
+            individual = new_individual = created[code] = create_individual(
+                session, org_id, item.new_individual, actor
+            )
     if individual is not None:
         assign(session, annotation, individual, f"identification_{item.decision}", actor)
     decided = item.decision != "pending"
@@ -120,33 +131,35 @@ def enrol(
     session: Session, store: ObjectStore, org_id: str, request: EnrolRequest, *, limits: ImageLimits
 ) -> Enrolment:
     actor = request.uploaded_by
-    media, duplicate = _media(session, store, org_id, request, limits)
+    stored = [_media(session, store, org_id, photo, actor, limits) for photo in request.photos]
     if request.encounter_id is not None:
         encounter = get_encounter(session, org_id, request.encounter_id)
     else:
-        encounter = create_encounter(session, org_id, with_exif_defaults(request.encounter, media))
-    _link(media, encounter)
+        encounter = create_encounter(session, org_id, with_exif_defaults(request.encounter, stored[0][0]))
     annotations, identifications, new_individuals = [], [], []
-    for item in request.annotations:
-        annotation = create_annotation(
-            session,
-            org_id,
-            AnnotationCreate(
-                media_id=media.id,
-                box=item.box,
-                view=item.view,
-                quality=item.quality,
-                species=item.species,
-                species_score=item.species_score,
-                embedding=item.embedding,
-            ),
-            actor,
-        )
-        identification, new_individual = _identify(session, org_id, annotation, item, actor)
-        annotations.append(annotation)
-        identifications.append(identification)
-        if new_individual is not None:
-            new_individuals.append(new_individual)
+    created: dict[str, Individual] = {}
+    for photo, (media, _duplicate) in zip(request.photos, stored):
+        _link(media, encounter)
+        for item in photo.annotations:
+            annotation = create_annotation(
+                session,
+                org_id,
+                AnnotationCreate(
+                    media_id=media.id,
+                    box=item.box,
+                    view=item.view,
+                    quality=item.quality,
+                    species=item.species,
+                    species_score=item.species_score,
+                    embedding=item.embedding,
+                ),
+                actor,
+            )
+            identification, new_individual = _identify(session, org_id, annotation, item, actor, created)
+            annotations.append(annotation)
+            identifications.append(identification)
+            if new_individual is not None:
+                new_individuals.append(new_individual)
     audit.append(
         session,
         org_id,
@@ -154,8 +167,10 @@ def enrol(
         encounter.id,
         "enrolled",
         actor,
-        media_id=media.id,
+        media_ids=[media.id for media, _ in stored],
         annotation_ids=[a.id for a in annotations],
     )
     session.flush()
-    return Enrolment(encounter, media, duplicate, annotations, identifications, new_individuals)
+    media_list = [media for media, _ in stored]
+    duplicates = [media.id for media, duplicate in stored if duplicate]
+    return Enrolment(encounter, media_list, duplicates, annotations, identifications, new_individuals)
