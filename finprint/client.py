@@ -142,3 +142,61 @@ class FinprintClient:
         data = {k: str(v) for k, v in {**encounter, "individual_id": individual_id}.items() if v is not None}
         return self._json("POST", "/v1/encounters", files=[_image_part(i, "images") for i in images], data=data,
                           headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex})
+
+    # --- the catalogue ------------------------------------------------------------------------
+
+    def species(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/v1/species")
+
+    def individuals(self, *, species: str | None = None, q: str | None = None) -> Iterator[dict[str, Any]]:
+        return self.paginate("/v1/individuals", {k: v for k, v in {"species": species, "q": q}.items() if v})
+
+    def individual(self, ref: str) -> dict[str, Any]:
+        """An individual by catalogue code (or id), with its sightings."""
+        return self._json("GET", f"/v1/individuals/{ref}")
+
+    def create_individual(self, catalogue_code: str, species: str, **fields: Any) -> dict[str, Any]:
+        return self._json("POST", "/v1/individuals", json={"catalogue_code": catalogue_code, "species": species,
+                                                            **fields})
+
+    def merge(self, target: str, sources: Sequence[str], reason: str | None = None) -> dict[str, Any]:
+        """Merge individuals catalogued twice (catalogue codes) into ``target``."""
+        return self._json("POST", "/v1/individuals:merge",
+                          json={"target": target, "sources": list(sources), "reason": reason})
+
+    def split(self, ref: str, annotation_ids: Sequence[str], new_code: str, species: str) -> dict[str, Any]:
+        return self._json("POST", f"/v1/individuals/{ref}:split", json={
+            "annotation_ids": list(annotation_ids),
+            "new_individual": {"catalogue_code": new_code, "species": species}})
+
+    def encounters(self, *, individual: str | None = None) -> Iterator[dict[str, Any]]:
+        return self.paginate("/v1/encounters", {"individual": individual} if individual else None)
+
+    def media_url(self, media_id: str) -> str:
+        return self._json("GET", f"/v1/media/{media_id}/url")["url"]
+
+    # --- the review queue -----------------------------------------------------------------------
+
+    def review_queue(self, decision: str = "pending") -> Iterator[dict[str, Any]]:
+        return self.paginate("/v1/identifications", {"decision": decision})
+
+    def confirm(self, identification_id: str, individual: str) -> dict[str, Any]:
+        return self._json("POST", f"/v1/identifications/{identification_id}:decide",
+                          json={"decision": "confirmed", "individual_id": individual})
+
+    def declare_new(self, identification_id: str, catalogue_code: str, species: str) -> dict[str, Any]:
+        return self._json("POST", f"/v1/identifications/{identification_id}:decide", json={
+            "decision": "new_individual", "new_individual": {"catalogue_code": catalogue_code, "species": species}})
+
+    def reject(self, identification_id: str) -> dict[str, Any]:
+        return self._json("POST", f"/v1/identifications/{identification_id}:decide", json={"decision": "rejected"})
+
+    def comment(self, body: str, *, identification_id: str | None = None, encounter_id: str | None = None,
+                parent_id: str | None = None) -> dict[str, Any]:
+        return self._json("POST", "/v1/comments", json={
+            "body": body, "identification_id": identification_id, "encounter_id": encounter_id,
+            "parent_id": parent_id})
+
+    def export(self, name: str) -> bytes:
+        """encounters.csv, dataset.zip or dwca.zip."""
+        return self.request("GET", f"/v1/exports/{name}").content

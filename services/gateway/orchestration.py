@@ -41,8 +41,21 @@ class Analysis:
         return None if self.embed is None else f"{self.embed.model.name}:{self.embed.model.version}"
 
 
-async def analyse(pipeline: Pipeline, org_id: str, upload: Upload) -> Analysis:
+def _whole_photo(detect: DetectResponse) -> Detection:
+    return Detection(box=(0, 0, detect.image.width, detect.image.height), view="other",
+                     score=detect.cetacean_probability, view_scores={})
+
+
+async def analyse(pipeline: Pipeline, org_id: str, upload: Upload, *, known_cetacean: bool = False) -> Analysis:
+    """Detect, embed and search one photo.
+
+    ``known_cetacean``: the uploader states which animal this is, so a photo the detector missed is
+    taken whole rather than refused (a researcher's identified photo must not be lost to a false
+    negative of the detector).
+    """
     detect = await pipeline.detect(upload.data, upload.content_type)
+    if not detect.detections and known_cetacean:
+        detect = detect.model_copy(update={"detections": [_whole_photo(detect)], "reason": None})
     if not detect.detections:
         return Analysis(detect, None, [], [], [])
     boxes = [d.box for d in detect.detections]

@@ -1,9 +1,9 @@
-"""The public API v1, one module per resource."""
+"""The public API v1, one module per area."""
 
 from fastapi import APIRouter
 
-from services.gateway.routes import auth, identify
+from services.gateway.routes import admin, auth, catalogue, identify
 
 
 def public_routers() -> list[APIRouter]:
-    return [auth.router, identify.router]
+    return [auth.router, identify.router, catalogue.router, admin.router]

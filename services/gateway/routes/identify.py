@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
 
-from finprint.problems import Problem
+from finprint.problems import Problem, problem_from_validation
 from finprint.schemas.gateway import IdentifyResponse
-from services.gateway.adapters.uploads import read_single_image
+from services.gateway.adapters.uploads import Upload, read_single_image
 from services.gateway.dependencies import GatewayContext, gateway_context, identify_quota
+from services.gateway.domain.enrolment import EncounterForm
 from services.gateway.domain.principal import Principal, Role
-from services.gateway.orchestration import enrol_annotations, identify, image_payload
+from services.gateway.orchestration import analyse, enrol_annotations, identify, image_payload
 
 router = APIRouter(prefix="/v1", tags=["identification"])
 
@@ -58,12 +61,89 @@ async def identify_photo(
         return response
     enrolled = await ctx.catalog.enrol(
         principal.org_id,
-        {"encounter": {}, "image": image_payload(upload), "uploaded_by": principal.subject,
-         "annotations": enrol_annotations(analysis)},
+        {"encounter": {"created_by": principal.subject},
+         "photos": [{"image": image_payload(upload), "annotations": enrol_annotations(analysis)}],
+         "uploaded_by": principal.subject},
         idempotency_key,
     )
     for result, identification in zip(response.results, enrolled["identifications"]):
         result.identification_id = identification["id"]
     response.encounter_id = enrolled["encounter"]["id"]
-    response.media_id = enrolled["media"]["id"]
+    response.media_id = enrolled["media"][0]["id"]
     return response
+
+
+async def _enrolment_form(request: Request) -> tuple[EncounterForm, list[Upload]]:
+    """The form of an enrolment, validated before any photo is analysed (bad input costs nothing)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "multipart/form-data":
+        raise Problem(415, "Send an enrolment as multipart/form-data: one or more `images` file fields plus "
+                           "the encounter's fields.")
+    form = await request.form()
+    files = [f for f in form.getlist("images") if isinstance(f, UploadFile)]
+    if not files:
+        raise Problem(422, "Send at least one photo in the multipart field `images`.", slug="validation-error",
+                      errors=[{"field": "images", "message": "missing file", "type": "missing"}])
+    fields = {name: form.get(name) for name in EncounterForm.model_fields if form.get(name) not in (None, "")}
+    try:
+        meta = EncounterForm.model_validate(fields)
+    except ValidationError as exc:
+        raise problem_from_validation(exc) from None
+    uploads = [Upload(await f.read(), f.filename or f"image-{i}", f.content_type or "application/octet-stream")
+               for i, f in enumerate(files)]
+    return meta, uploads
+
+
+async def _known_individual_decision(ctx: GatewayContext, principal: Principal, meta: EncounterForm,
+                                     species: str) -> tuple[dict | None, str]:
+    """What the uploader said about the animal: confirmed (known code) or new (unknown code)."""
+    if not meta.individual_id:
+        return None, species
+    existing = await ctx.catalog.individual_by_code(principal.org_id, meta.individual_id)
+    if existing is not None:
+        decision = {"decision": "confirmed", "individual_id": existing["id"], "decided_by": principal.subject}
+        return decision, existing["species"]
+    decision = {"decision": "new_individual", "decided_by": principal.subject,
+                "new_individual": {"catalogue_code": meta.individual_id, "species": species}}
+    return decision, species
+
+
+@router.post(
+    "/encounters",
+    status_code=201,
+    summary="Enrol photos of an encounter: stored, detected, embedded and indexed",
+    description="Multipart: one or more `images` file fields plus `observed_at` (ISO 8601 with zone), "
+    "`latitude`, `longitude`, `location`, `observer`, `notes`, and `individual_id` (a catalogue code) when "
+    "the animal is known; a new code creates the individual. Without `individual_id` each photo's "
+    "identification waits in the review queue. All photos are stored in one transaction, or none.",
+)
+async def enrol_encounter(
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+    principal: Principal = Depends(identify_quota),
+    ctx: GatewayContext = Depends(gateway_context),
+) -> dict:
+    if not principal.may(Role.contributor):
+        raise Problem(403, "Enrolling photos needs the contributor role.", slug="forbidden",
+                      needed_role="contributor")
+    meta, uploads = await _enrolment_form(request)
+    known = meta.individual_id is not None
+    analyses = [await analyse(ctx.pipeline, principal.org_id, upload, known_cetacean=known) for upload in uploads]
+    for index, (upload, analysis) in enumerate(zip(uploads, analyses)):
+        if analysis.embed is None:
+            raise Problem(422, f"No cetacean was found in image {index} ({upload.filename}); nothing was stored.",
+                          slug="no-cetacean", title="No cetacean found", image_index=index)
+    decision, species = await _known_individual_decision(ctx, principal, meta, analyses[0].groups[0])
+    if decision is not None:
+        for analysis in analyses:
+            analysis.groups = [species] * len(analysis.groups)
+    body = {
+        "encounter": meta.catalog_encounter(principal.subject),
+        "photos": [{"image": image_payload(u), "annotations": enrol_annotations(a, decision)}
+                   for u, a in zip(uploads, analyses)],
+        "uploaded_by": principal.subject,
+    }
+    enrolled = await ctx.catalog.enrol(principal.org_id, body, idempotency_key)
+    if decision is not None:
+        await ctx.pipeline.sync(principal.org_id, species)
+    return enrolled

@@ -1,0 +1,225 @@
+"""The catalogue through the public API: individuals, encounters, media, the review queue,
+comments, exports, species. Each route checks the caller's role and forwards to the catalog scoped
+to the caller's organisation, so another organisation's data is simply not found (404).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Response
+
+from finprint.problems import Problem
+from services.gateway.dependencies import GatewayContext, gateway_context, require
+from services.gateway.domain.paging import decode_cursor, public_page
+from services.gateway.domain.principal import Principal, Role
+
+router = APIRouter(prefix="/v1", tags=["catalogue"])
+Cursor = Annotated[str | None, Query(description="From the previous page's `next_cursor`.")]
+PageLimit = Annotated[int, Query(ge=1, le=500)]
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+Viewer = Annotated[Principal, Depends(require(Role.viewer))]
+Contributor = Annotated[Principal, Depends(require(Role.contributor))]
+Reviewer = Annotated[Principal, Depends(require(Role.reviewer))]
+Context = Annotated[GatewayContext, Depends(gateway_context)]
+
+
+def _org(principal: Principal) -> str:
+    return f"/v1/orgs/{principal.org_id}"
+
+
+async def _page(ctx: GatewayContext, path: str, cursor: str | None, limit: int, **filters: Any) -> dict:
+    offset = decode_cursor(cursor)
+    params = {"offset": offset, "limit": limit, **{k: v for k, v in filters.items() if v is not None}}
+    return public_page(await ctx.catalog.forward("GET", path, params=params), offset)
+
+
+async def resolve_individual(ctx: GatewayContext, principal: Principal, ref: str) -> dict:
+    """An individual by catalogue code (what researchers use) or by id."""
+    if UUID_RE.match(ref):
+        try:
+            return await ctx.catalog.forward("GET", f"{_org(principal)}/individuals/{ref}")
+        except Problem as problem:
+            if problem.status != 404:
+                raise
+    found = await ctx.catalog.individual_by_code(principal.org_id, ref)
+    if found is None:
+        raise Problem(404, f"Individual {ref} was not found.", slug="not-found")
+    return found
+
+
+async def _reindex(ctx: GatewayContext, principal: Principal, species: str | None) -> None:
+    """Make the matcher pull the catalogue's changes now, so the next identify sees them."""
+    if species:
+        await ctx.pipeline.sync(principal.org_id, species)
+
+
+# --- species ------------------------------------------------------------------------------------
+
+@router.get("/species", summary="The species Finprint knows")
+async def list_species(_: Viewer, ctx: Context) -> list[dict]:
+    return await ctx.catalog.forward("GET", "/v1/species")
+
+
+# --- individuals --------------------------------------------------------------------------------
+
+@router.get("/individuals", summary="Browse and search individuals")
+async def list_individuals(principal: Viewer, ctx: Context, cursor: Cursor = None, limit: PageLimit = 50,
+                           species: str | None = None,
+                           q: Annotated[str | None, Query(max_length=100, description="Code or name.")] = None) -> dict:
+    return await _page(ctx, f"{_org(principal)}/individuals", cursor, limit, species=species, q=q)
+
+
+@router.post("/individuals", status_code=201, summary="Catalogue a new individual")
+async def create_individual(principal: Contributor, ctx: Context, body: Annotated[dict, Body(examples=[
+        {"catalogue_code": "HW-0042", "species": "humpback_whale", "name": "Salt", "sex": "female"}])]) -> dict:
+    return await ctx.catalog.forward("POST", f"{_org(principal)}/individuals", json=body,
+                                     params={"actor": principal.subject})
+
+
+@router.get("/individuals/{ref}", summary="An individual, with its sightings")
+async def get_individual(ref: str, principal: Viewer, ctx: Context) -> dict:
+    individual = await resolve_individual(ctx, principal, ref)
+    sightings = await ctx.catalog.forward("GET", f"{_org(principal)}/encounters",
+                                          params={"individual_id": individual["id"], "limit": 200})
+    return {**individual, "sightings": sightings["items"], "sightings_total": sightings["total"]}
+
+
+@router.patch("/individuals/{ref}", summary="Change an individual's details")
+async def update_individual(ref: str, principal: Reviewer, ctx: Context, body: dict) -> dict:
+    individual = await resolve_individual(ctx, principal, ref)
+    return await ctx.catalog.forward("PATCH", f"{_org(principal)}/individuals/{individual['id']}", json=body,
+                                     params={"actor": principal.subject})
+
+
+@router.get("/individuals/{ref}/history", summary="The audit log of an individual")
+async def individual_history(ref: str, principal: Viewer, ctx: Context) -> list[dict]:
+    individual = await resolve_individual(ctx, principal, ref)
+    return await ctx.catalog.forward("GET", f"{_org(principal)}/individuals/{individual['id']}/history")
+
+
+@router.post("/individuals:merge", summary="Merge individuals catalogued twice into one")
+async def merge_individuals(principal: Reviewer, ctx: Context, body: Annotated[dict, Body(examples=[
+        {"target": "HW-0042", "sources": ["HW-0311"], "reason": "same notch pattern"}])]) -> dict:
+    target = await resolve_individual(ctx, principal, str(body.get("target", "")))
+    sources = [await resolve_individual(ctx, principal, str(s)) for s in body.get("sources") or []]
+    if not sources:
+        raise Problem(422, "Name at least one source individual to merge.", slug="validation-error",
+                      errors=[{"field": "sources", "message": "empty", "type": "missing"}])
+    result = await ctx.catalog.forward("POST", f"{_org(principal)}/individuals:merge", json={
+        "target_id": target["id"], "source_ids": [s["id"] for s in sources], "reason": body.get("reason"),
+        "actor": principal.subject})
+    await _reindex(ctx, principal, target.get("species"))
+    return result
+
+
+@router.post("/individuals/{ref}:split", summary="Split some photos of an individual into a new one")
+async def split_individual(ref: str, principal: Reviewer, ctx: Context, body: Annotated[dict, Body(examples=[
+        {"annotation_ids": ["..."], "new_individual": {"catalogue_code": "HW-0500", "species": "humpback_whale"}}])]
+        ) -> dict:
+    individual = await resolve_individual(ctx, principal, ref)
+    result = await ctx.catalog.forward("POST", f"{_org(principal)}/individuals/{individual['id']}:split",
+                                       json={**body, "actor": principal.subject})
+    await _reindex(ctx, principal, individual.get("species"))
+    return result
+
+
+# --- encounters and media ----------------------------------------------------------------------
+
+@router.get("/encounters", summary="Browse encounters (sightings)")
+async def list_encounters(principal: Viewer, ctx: Context, cursor: Cursor = None, limit: PageLimit = 50,
+                          individual: Annotated[str | None, Query(description="Catalogue code or id.")] = None,
+                          since: str | None = None, until: str | None = None) -> dict:
+    individual_id = (await resolve_individual(ctx, principal, individual))["id"] if individual else None
+    return await _page(ctx, f"{_org(principal)}/encounters", cursor, limit, individual_id=individual_id,
+                       since=since, until=until)
+
+
+@router.get("/encounters/{encounter_id}", summary="An encounter")
+async def get_encounter(encounter_id: str, principal: Viewer, ctx: Context) -> dict:
+    return await ctx.catalog.forward("GET", f"{_org(principal)}/encounters/{encounter_id}")
+
+
+@router.patch("/encounters/{encounter_id}", summary="Correct an encounter's details")
+async def update_encounter(encounter_id: str, principal: Contributor, ctx: Context, body: dict) -> dict:
+    return await ctx.catalog.forward("PATCH", f"{_org(principal)}/encounters/{encounter_id}", json=body)
+
+
+@router.get("/media/{media_id}", summary="An image's metadata")
+async def get_media(media_id: str, principal: Viewer, ctx: Context) -> dict:
+    return await ctx.catalog.forward("GET", f"{_org(principal)}/media/{media_id}")
+
+
+@router.get("/media/{media_id}/url", summary="A download URL for the image that expires")
+async def media_url(media_id: str, principal: Viewer, ctx: Context) -> dict:
+    return await ctx.catalog.forward("GET", f"{_org(principal)}/media/{media_id}/url")
+
+
+# --- the review queue --------------------------------------------------------------------------
+
+Decision = Literal["pending", "confirmed", "new_individual", "rejected"]
+
+
+@router.get("/identifications", summary="The review queue (pending by default)")
+async def list_identifications(principal: Viewer, ctx: Context, cursor: Cursor = None, limit: PageLimit = 50,
+                               decision: Decision | None = "pending") -> dict:
+    return await _page(ctx, f"{_org(principal)}/identifications", cursor, limit, decision=decision)
+
+
+@router.get("/identifications/{identification_id}", summary="An identification with its candidates")
+async def get_identification(identification_id: str, principal: Viewer, ctx: Context) -> dict:
+    return await ctx.catalog.forward("GET", f"{_org(principal)}/identifications/{identification_id}")
+
+
+@router.post("/identifications/{identification_id}:decide", summary="Confirm a candidate, declare a new "
+             "individual, or reject")
+async def decide(identification_id: str, principal: Reviewer, ctx: Context, body: Annotated[dict, Body(examples=[
+        {"decision": "confirmed", "individual_id": "HW-0042"},
+        {"decision": "new_individual", "new_individual": {"catalogue_code": "HW-0501", "species": "humpback_whale"}},
+        {"decision": "rejected"}])]) -> dict:
+    payload = {**body, "decided_by": principal.subject}
+    species = None
+    if body.get("decision") == "confirmed" and body.get("individual_id"):
+        individual = await resolve_individual(ctx, principal, str(body["individual_id"]))
+        payload["individual_id"] = individual["id"]
+        species = individual.get("species")
+    elif body.get("decision") == "new_individual" and isinstance(body.get("new_individual"), dict):
+        species = body["new_individual"].get("species")
+    result = await ctx.catalog.forward(
+        "POST", f"{_org(principal)}/identifications/{identification_id}:decide", json=payload)
+    await _reindex(ctx, principal, species)
+    return result
+
+
+# --- comments, audit, exports --------------------------------------------------------------------
+
+@router.get("/comments", summary="Threaded comments on an encounter or an identification")
+async def list_comments(principal: Viewer, ctx: Context, encounter_id: str | None = None,
+                        identification_id: str | None = None) -> list[dict]:
+    params = {k: v for k, v in {"encounter_id": encounter_id, "identification_id": identification_id}.items() if v}
+    return await ctx.catalog.forward("GET", f"{_org(principal)}/comments", params=params)
+
+
+@router.post("/comments", status_code=201, summary="Comment, or reply to a comment")
+async def add_comment(principal: Viewer, ctx: Context, body: Annotated[dict, Body(examples=[
+        {"identification_id": "...", "body": "The trailing-edge notch matches."}])]) -> dict:
+    return await ctx.catalog.forward("POST", f"{_org(principal)}/comments",
+                                     json={**body, "author": principal.subject})
+
+
+@router.get("/audit", summary="The organisation's audit log")
+async def audit_log(principal: Reviewer, ctx: Context, cursor: Cursor = None, limit: PageLimit = 100) -> dict:
+    return await _page(ctx, f"{_org(principal)}/audit", cursor, limit)
+
+
+EXPORTS = {"encounters.csv": "text/csv", "dataset.zip": "application/zip", "dwca.zip": "application/zip"}
+
+
+@router.get("/exports/{name}", summary="Exports: encounters.csv, dataset.zip (a folder per individual), "
+            "dwca.zip (Darwin Core Archive for GBIF/OBIS)")
+async def export(name: Literal["encounters.csv", "dataset.zip", "dwca.zip"], principal: Viewer,
+                 ctx: Context) -> Response:
+    response = await ctx.catalog.client.request("GET", f"{_org(principal)}/exports/{name}")
+    return Response(response.content, media_type=EXPORTS[name],
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
