@@ -138,10 +138,15 @@ def created(
     make: Callable[[], Any],
     status_code: int = 201,
 ) -> JSONResponse:
-    """Run ``make`` (which writes) and commit; with an Idempotency-Key, a repeat gets the first answer."""
-    request_sha256 = idempotency.fingerprint(
-        request.method, request.url.path, payload.model_dump_json().encode()
-    )
+    """Run ``make`` (which writes) and commit; with an Idempotency-Key, a repeat gets the first answer.
+
+    A caller that derives this request from its own client's request (the gateway, after detection
+    and embedding, which may differ on a retry) sends ``Idempotency-Fingerprint``: the fingerprint of
+    the original request, which then identifies the request instead of the derived body.
+    """
+    caller_fingerprint = request.headers.get("Idempotency-Fingerprint")
+    identity = caller_fingerprint.encode() if caller_fingerprint else payload.model_dump_json().encode()
+    request_sha256 = idempotency.fingerprint(request.method, request.url.path, identity)
     if key:
         previous = idempotency.previous_answer(db, org_id, key, request_sha256)
         if previous is not None:

@@ -31,8 +31,9 @@ class CatalogClient:
                                           params={"catalogue_code": code, "limit": 1})
         return page["items"][0] if page["items"] else None
 
-    async def enrol(self, org_id: str, body: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]:
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    async def enrol(self, org_id: str, body: dict[str, Any], idempotency_key: str | None,
+                    fingerprint: str) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key, "Idempotency-Fingerprint": fingerprint} if idempotency_key else {}
         # Retried: with an idempotency key the catalog replays instead of storing twice.
         return await self.client.post_json(f"/v1/orgs/{org_id}/enrolments", body, headers=headers,
                                            idempotent=idempotency_key is not None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -40,3 +42,17 @@ async def read_single_image(request: Request, field: str = "image") -> Upload:
         return Upload(body, "upload", content_type)
     raise Problem(415, f"Send the photo as multipart/form-data (field `{field}`) or as a raw "
                        f"{', '.join(RAW_IMAGE_TYPES)} body; got {content_type or 'no Content-Type'}.")
+
+
+def request_fingerprint(route: str, uploads: Sequence[Upload], fields: Mapping[str, object]) -> str:
+    """What identifies a client's upload for idempotency: the route, the photos' bytes, the form fields.
+
+    Detection, embedding and matching derive the stored request from this; on a retry they may
+    answer differently (the first attempt changed the index), so the original request is what counts.
+    """
+    digest = hashlib.sha256(route.encode())
+    for upload in uploads:
+        digest.update(hashlib.sha256(upload.data).digest())
+    for name in sorted(fields):
+        digest.update(f"\n{name}={fields[name]}".encode())
+    return digest.hexdigest()

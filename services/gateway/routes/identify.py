@@ -10,7 +10,7 @@ from starlette.datastructures import UploadFile
 
 from finprint.problems import Problem, problem_from_validation
 from finprint.schemas.gateway import IdentifyResponse
-from services.gateway.adapters.uploads import Upload, read_single_image
+from services.gateway.adapters.uploads import Upload, read_single_image, request_fingerprint
 from services.gateway.dependencies import GatewayContext, gateway_context, identify_quota
 from services.gateway.domain.enrolment import EncounterForm
 from services.gateway.domain.principal import Principal, Role
@@ -65,6 +65,7 @@ async def identify_photo(
          "photos": [{"image": image_payload(upload), "annotations": enrol_annotations(analysis)}],
          "uploaded_by": principal.subject},
         idempotency_key,
+        request_fingerprint("identify", [upload], {}),
     )
     for result, identification in zip(response.results, enrolled["identifications"]):
         result.identification_id = identification["id"]
@@ -73,7 +74,7 @@ async def identify_photo(
     return response
 
 
-async def _enrolment_form(request: Request) -> tuple[EncounterForm, list[Upload]]:
+async def _enrolment_form(request: Request) -> tuple[EncounterForm, list[Upload], str]:
     """The form of an enrolment, validated before any photo is analysed (bad input costs nothing)."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "multipart/form-data":
@@ -91,7 +92,7 @@ async def _enrolment_form(request: Request) -> tuple[EncounterForm, list[Upload]
         raise problem_from_validation(exc) from None
     uploads = [Upload(await f.read(), f.filename or f"image-{i}", f.content_type or "application/octet-stream")
                for i, f in enumerate(files)]
-    return meta, uploads
+    return meta, uploads, request_fingerprint("encounters", uploads, fields)
 
 
 async def _known_individual_decision(ctx: GatewayContext, principal: Principal, meta: EncounterForm,
@@ -126,7 +127,7 @@ async def enrol_encounter(
     if not principal.may(Role.contributor):
         raise Problem(403, "Enrolling photos needs the contributor role.", slug="forbidden",
                       needed_role="contributor")
-    meta, uploads = await _enrolment_form(request)
+    meta, uploads, fingerprint = await _enrolment_form(request)
     known = meta.individual_id is not None
     analyses = [await analyse(ctx.pipeline, principal.org_id, upload, known_cetacean=known) for upload in uploads]
     for index, (upload, analysis) in enumerate(zip(uploads, analyses)):
@@ -143,7 +144,7 @@ async def enrol_encounter(
                    for u, a in zip(uploads, analyses)],
         "uploaded_by": principal.subject,
     }
-    enrolled = await ctx.catalog.enrol(principal.org_id, body, idempotency_key)
+    enrolled = await ctx.catalog.enrol(principal.org_id, body, idempotency_key, fingerprint)
     if decision is not None:
         await ctx.pipeline.sync(principal.org_id, species)
     return enrolled
