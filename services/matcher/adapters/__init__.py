@@ -1,0 +1,1 @@
+"""The matcher's adapters: the catalog's internal API, snapshots in the object store, model metadata."""

@@ -1,0 +1,1 @@
+"""Benchmarks: each prints a table and ratios, and writes JSON with --json."""
