@@ -9,7 +9,7 @@ import numpy as np
 from finprint.problems import Problem
 from finprint.schemas.detector import DetectResponse
 from finprint.schemas.embedder import EmbedResponse
-from finprint.schemas.embeddings import decode_vector
+from finprint.schemas.embeddings import decode_vector, encode_vector
 from finprint.schemas.matcher import QueryResult, SearchResponse, shard_for
 from finprint.http import ServiceClient
 
@@ -45,7 +45,7 @@ class Pipeline:
                      k: int = 5) -> QueryResult | None:
         """Candidates for one query; None when the organisation has no index for that key yet."""
         body = {"org_id": org_id, "species_group": species_group, "model_version": model_version,
-                "queries": [vector.astype(float).tolist()], "k": k}
+                "queries_b64": [encode_vector(vector)], "k": k}
         try:
             response = await self.matcher_for(org_id, species_group).post_json("/v1/search", body, idempotent=True)
         except Problem as problem:
