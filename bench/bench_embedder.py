@@ -94,7 +94,7 @@ def onnxruntime_passes(onnx_path: Path, arrays: np.ndarray, crops: list[bytes], 
     import onnxruntime as ort
 
     from finprint.imaging import ImageLimits, load_model_input
-    from services.embedder.adapters.onnx_runtime import session_options
+    from finprint.model_repository import session_options
 
     session = ort.InferenceSession(str(onnx_path), sess_options=session_options(threads, False),
                                    providers=["CPUExecutionProvider"])
@@ -130,8 +130,8 @@ def service_env(model_repository: Path, threads: int) -> dict[str, str]:
     }
 
 
-def client_passes(client, crops: list[bytes], prefix: str) -> dict[str, Pass]:  # noqa: ANN001
-    def check(response) -> None:  # noqa: ANN001
+def client_passes(client, crops: list[bytes], prefix: str) -> dict[str, Pass]:
+    def check(response) -> None:
         if response.status_code != 200:
             raise RuntimeError(f"the embedder answered {response.status_code}: {response.text[:300]}")
 
@@ -369,7 +369,8 @@ def main() -> None:
         return
 
     from finprint.imaging import ImageLimits, load_model_input
-    from services.embedder.adapters.model_files import load_card, locate_model
+    from finprint.model_repository import locate_model
+    from services.embedder.adapters.model_files import load_card
 
     files = locate_model(args.model_repository, "finprint_embedder", "")
     card = load_card(files.card)

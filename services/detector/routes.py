@@ -10,7 +10,7 @@ from starlette.datastructures import UploadFile
 
 from finprint.imaging import MEDIA_TYPES, ImageLimits, load_model_input
 from finprint.problems import InvalidImage, Problem
-from finprint.schemas.detector import NO_CETACEAN, DetectResponse, Detection, ImageMetadata
+from finprint.schemas.detector import NO_CETACEAN, Detection, DetectResponse, ImageMetadata
 from services.detector.dependencies import DetectorRuntime, detector_runtime
 from services.detector.domain.detection import find_cetacean
 

@@ -1,16 +1,15 @@
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from finprint.paths import default_model_repository
+from finprint.model_repository import OnnxModelSettings
 from finprint.settings import ServiceSettings
 
 
-class EmbedderSettings(ServiceSettings):
+class EmbedderSettings(ServiceSettings, OnnxModelSettings):
     """Settings of the embedder (env prefix ``FINPRINT_EMBEDDER_``)."""
 
     model_config = SettingsConfigDict(env_prefix="FINPRINT_EMBEDDER_", extra="ignore", protected_namespaces=())
@@ -19,16 +18,7 @@ class EmbedderSettings(ServiceSettings):
         "onnxruntime",
         description="Where the model runs: onnxruntime in this process, or a Triton Inference Server (GPU nodes).",
     )
-    model_repository: Path = Field(
-        default_factory=default_model_repository,
-        description="Triton-layout model repository: <model_name>/<version>/model.onnx and finprint.json "
-        "(the Triton backend reads only finprint.json from it: input size and species); default: the "
-        "model_repository/ bundled with the project.",
-    )
     model_name: str = Field("finprint_embedder", description="Embedder model name (in the repository and in Triton).")
-    model_version: str = Field(
-        "", description='Model version; "" takes the highest numbered one (pinned at startup, reported with results).'
-    )
     triton_url: str = Field(
         "localhost:8001", description="Triton endpoint as host:port (Triton's gRPC port is 8001, HTTP 8000)."
     )
@@ -45,15 +35,4 @@ class EmbedderSettings(ServiceSettings):
     max_image_bytes: int = Field(25 * 1024 * 1024, gt=0, description="Largest image part accepted, bytes (413).")
     max_image_pixels: int = Field(
         64_000_000, gt=0, description="Largest image part accepted, pixels, checked from the header before decoding (413)."
-    )
-    execution_provider: Literal["auto", "cpu", "cuda"] = Field(
-        "auto", description="onnxruntime execution provider: auto takes CUDA when onnxruntime-gpu sees a GPU."
-    )
-    intra_op_threads: int = Field(
-        0, ge=0, description="onnxruntime threads per inference; 0 lets onnxruntime use one per physical core."
-    )
-    allow_spinning: bool = Field(
-        False,
-        description="Let idle onnxruntime threads busy-wait for the next inference: lower latency on a "
-        "dedicated machine, but it takes CPU from image decoding on a shared one.",
     )

@@ -12,7 +12,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.embedder.adapters.model_files import load_card, locate_model
+from finprint.model_repository import locate_model
+from services.embedder.adapters.model_files import load_card
 from services.embedder.app import create_app
 from services.embedder.settings import EmbedderSettings
 

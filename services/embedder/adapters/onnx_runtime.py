@@ -3,39 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import onnxruntime as ort
 
+from finprint.model_repository import create_session, locate_model
 from finprint.schemas.common import ModelInfo
-from services.embedder.adapters.model_files import load_card, locate_model
+from services.embedder.adapters.model_files import load_card
 from services.embedder.domain.batching import BatchObserver, MicroBatcher, Outputs
 from services.embedder.domain.model import EMBEDDING_OUTPUT, INPUT_NAME, SPECIES_OUTPUT, EmbedderCard
 from services.embedder.settings import EmbedderSettings
-
-log = logging.getLogger("finprint.embedder.onnxruntime")
-
-
-def providers_for(preference: str) -> list[str]:
-    available = ort.get_available_providers()
-    if preference != "cpu" and "CUDAExecutionProvider" in available:
-        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-    if preference == "cuda":
-        log.warning("CUDA requested but this onnxruntime has no CUDA provider (install onnxruntime-gpu)")
-    return ["CPUExecutionProvider"]
-
-
-def session_options(intra_op_threads: int, allow_spinning: bool) -> ort.SessionOptions:
-    """The options the service runs with (the benchmark's raw-onnxruntime column uses them too)."""
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.intra_op_num_threads = intra_op_threads
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if allow_spinning else "0")
-    return options
 
 
 class OnnxRuntimeBackend:
@@ -53,16 +31,7 @@ class OnnxRuntimeBackend:
     def _load(self) -> None:
         files = locate_model(self.settings.model_repository, self.settings.model_name, self.settings.model_version)
         card = load_card(files.card)
-        session = ort.InferenceSession(
-            str(files.onnx),
-            sess_options=session_options(self.settings.intra_op_threads, self.settings.allow_spinning),
-            providers=providers_for(self.settings.execution_provider),
-        )
-        log.info(
-            "embedder model loaded in process",
-            extra={"fields": {"model": f"{self.settings.model_name}:{files.version}", "path": str(files.onnx),
-                              "provider": session.get_providers()[0]}},
-        )
+        session = create_session(files, self.settings)
         self.model = ModelInfo(name=self.settings.model_name, version=files.version)
         self.card, self._session = card, session
 

@@ -16,9 +16,10 @@ import numpy as np
 import tritonclient.grpc.aio as grpc_client
 import tritonclient.http.aio as http_client
 
+from finprint.model_repository import locate_model
 from finprint.problems import DependencyUnavailable
 from finprint.schemas.common import ModelInfo
-from services.embedder.adapters.model_files import load_card, locate_model
+from services.embedder.adapters.model_files import load_card
 from services.embedder.domain.batching import BatchObserver
 from services.embedder.domain.model import EMBEDDING_OUTPUT, INPUT_NAME, SPECIES_OUTPUT, EmbedderCard
 from services.embedder.settings import EmbedderSettings
