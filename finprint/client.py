@@ -145,6 +145,10 @@ class FinprintClient:
 
     # --- the catalogue ------------------------------------------------------------------------
 
+    def stats(self) -> dict[str, Any]:
+        """Figures for charts: individuals by species, sightings by month, reviews by decision."""
+        return self._json("GET", "/v1/stats")
+
     def species(self) -> list[dict[str, Any]]:
         return self._json("GET", "/v1/species")
 

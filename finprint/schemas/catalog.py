@@ -516,3 +516,21 @@ class IngestItemOut(_Out):
     error: str | None
     attempts: int
     updated_at: datetime
+
+
+# --- statistics -------------------------------------------------------------------------------
+
+
+class MonthCount(BaseModel):
+    month: str = Field(examples=["2024-07"], description="YYYY-MM (UTC) of the sightings counted.")
+    count: int
+
+
+class CatalogueStats(BaseModel):
+    """Figures for charts."""
+
+    individuals_by_species: dict[str, int] = Field(examples=[{"humpback_whale": 412, "beluga": 88}])
+    encounters_by_month: list[MonthCount]
+    identifications_by_decision: dict[str, int] = Field(examples=[{"pending": 12, "confirmed": 300}])
+    media: int
+    encounters: int

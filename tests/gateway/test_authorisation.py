@@ -11,6 +11,7 @@ SOME_ID = "00000000-0000-4000-8000-000000000000"
 # (method, path, json body, least role allowed)
 TABLE = [
     ("GET", "/v1/species", None, "viewer"),
+    ("GET", "/v1/stats", None, "viewer"),
     ("GET", "/v1/individuals", None, "viewer"),
     ("GET", "/v1/individuals/HW-1", None, "viewer"),
     ("GET", "/v1/encounters", None, "viewer"),

@@ -62,6 +62,11 @@ async def list_species(_: Viewer, ctx: Context) -> list[dict]:
     return await ctx.catalog.forward("GET", "/v1/species")
 
 
+@router.get("/stats", summary="Figures for charts: individuals by species, sightings by month, reviews")
+async def catalogue_stats(principal: Viewer, ctx: Context) -> dict:
+    return await ctx.catalog.forward("GET", f"{_org(principal)}/stats")
+
+
 # --- individuals --------------------------------------------------------------------------------
 
 @router.get("/individuals", summary="Browse and search individuals")
