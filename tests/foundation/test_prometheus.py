@@ -22,6 +22,14 @@ def test_deployed_prometheus_config_is_valid() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_alert_rules_fire_as_their_unit_tests_expect() -> None:
+    # The rule tests feed series (a service down, 10% of identify requests failing, a lagging matcher)
+    # and state which alerts must fire, with which labels and text, and which must not.
+    result = subprocess.run(["promtool", "test", "rules", str(REPO / "deploy/prometheus/alerts_test.yml")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_prometheus_scrapes_request_metrics_by_route_and_status(tmp_path: Path) -> None:
     with embedded_system(tmp_path / "data", tmp_path) as system:
         for _ in range(3):
