@@ -353,6 +353,10 @@ class IdentificationOut(_Out):
     id: str
     org_id: str
     annotation_id: str
+    media_id: str = Field(description="The photo under review.")
+    box: Box = Field(description="Where the animal under review is in that photo.")
+    view: View | None
+    species: str | None = Field(description="The species predicted for the animal under review.")
     candidates: list[Candidate]
     new_individual_probability: float | None
     model_version: str | None

@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Header, Query, Request, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from pydantic import BaseModel
@@ -32,6 +33,7 @@ from finprint.schemas.catalog import (
     ApiKeyOut,
     ApiKeyVerify,
     AuditEntryOut,
+    CatalogueStats,
     CommentCreate,
     CommentOut,
     DecisionRequest,
@@ -50,7 +52,6 @@ from finprint.schemas.catalog import (
     IngestItemsAdded,
     IngestItemUpdate,
     IngestJobCreate,
-    IngestJobOut,
     IngestJobUpdate,
     MediaOut,
     MediaUploaded,
@@ -81,6 +82,7 @@ from services.catalog.domain import (
     idempotency,
     individuals,
     ingest,
+    stats,
 )
 from services.catalog.domain import media as media_domain
 from services.catalog.domain.errors import Invalid
@@ -706,6 +708,11 @@ def enrol(
     return response
 
 
+@catalogue.get("/orgs/{org_id}/stats", response_model=CatalogueStats, summary="Figures for charts")
+def catalogue_stats(org_id: OrgId, db: DbSession) -> CatalogueStats:
+    return stats.catalogue_stats(db, org_id)
+
+
 # --- collaboration, audit, ingest jobs --------------------------------------------------------
 
 work = APIRouter(prefix="/v1", tags=["collaboration and jobs"])
@@ -756,7 +763,7 @@ def list_audit(
 
 
 @work.post(
-    "/orgs/{org_id}/ingest-jobs", response_model=IngestJobOut, status_code=201, summary="Start an ingest job"
+    "/orgs/{org_id}/ingest-jobs", response_model=ingest.IngestJobProgressOut, status_code=201, summary="Start an ingest job"
 )
 def create_ingest_job(
     org_id: OrgId,
@@ -776,7 +783,7 @@ def create_ingest_job(
 
 
 @work.get(
-    "/orgs/{org_id}/ingest-jobs", response_model=Page[IngestJobOut], summary="Ingest jobs, newest first"
+    "/orgs/{org_id}/ingest-jobs", response_model=Page[ingest.IngestJobProgressOut], summary="Ingest jobs, newest first"
 )
 def list_ingest_jobs(org_id: OrgId, db: DbSession, offset: Offset = 0, limit: Limit = 100) -> Any:
     items, total = ingest.list_jobs(db, org_id, offset, limit)
@@ -785,17 +792,19 @@ def list_ingest_jobs(org_id: OrgId, db: DbSession, offset: Offset = 0, limit: Li
 
 @work.get(
     "/orgs/{org_id}/ingest-jobs/{job_id}",
-    response_model=IngestJobOut,
+    response_model=ingest.IngestJobProgressOut,
     summary="An ingest job and its progress",
 )
-def get_ingest_job(org_id: OrgId, job_id: str, db: DbSession) -> IngestJobOut:
+def get_ingest_job(org_id: OrgId, job_id: str, db: DbSession) -> ingest.IngestJobProgressOut:
     return ingest.job_out(db, ingest.get_job(db, org_id, job_id))
 
 
 @work.patch(
-    "/orgs/{org_id}/ingest-jobs/{job_id}", response_model=IngestJobOut, summary="Change a job's status"
+    "/orgs/{org_id}/ingest-jobs/{job_id}", response_model=ingest.IngestJobProgressOut, summary="Change a job's status"
 )
-def update_ingest_job(org_id: OrgId, job_id: str, payload: IngestJobUpdate, db: DbSession) -> IngestJobOut:
+def update_ingest_job(
+    org_id: OrgId, job_id: str, payload: IngestJobUpdate, db: DbSession
+) -> ingest.IngestJobProgressOut:
     job = ingest.get_job(db, org_id, job_id)
     job.status = payload.status
     commit(db)
@@ -841,6 +850,76 @@ def update_ingest_item(
     item = ingest.update_item(db, org_id, job_id, item_id, payload)
     commit(db)
     return IngestItemOut.model_validate(item)
+
+
+@work.post(
+    "/orgs/{org_id}/ingest-jobs/{job_id}/items:add",
+    response_model=IngestItemsAdded,
+    summary="Add items with their manifest rows (idempotent by item_key)",
+)
+def add_ingest_item_specs(
+    org_id: OrgId, job_id: str, payload: ingest.IngestItemsAddSpecs, db: DbSession
+) -> IngestItemsAdded:
+    added, present = ingest.add_item_specs(db, org_id, job_id, payload)
+    commit(db)
+    return IngestItemsAdded(added=added, already_present=present)
+
+
+@work.put(
+    "/orgs/{org_id}/ingest-jobs/{job_id}/content/{item_key:path}",
+    response_model=IngestItemOut,
+    summary="Upload the photo of an item (raw bytes), before the job starts",
+)
+async def stage_ingest_content(request: Request, org_id: str, job_id: str, item_key: str) -> IngestItemOut:
+    data = await request.body()
+    if not data:
+        raise Invalid("the uploaded file is empty", field="body")
+    context = catalog(request)
+
+    def store() -> IngestItemOut:
+        with context.sessions() as db:
+            accounts.get_organisation(db, org_id)
+            item = ingest.item_by_key(db, org_id, job_id, item_key)
+            context.store.put(ingest.staged_key(item), data, request.headers.get("content-type") or
+                              "application/octet-stream")
+            ingest.stage_content(db, item)
+            db.commit()
+            return IngestItemOut.model_validate(item)
+
+    return await run_in_threadpool(store)
+
+
+@work.get(
+    "/orgs/{org_id}/ingest-jobs/{job_id}/items/{item_id}/content",
+    response_class=Response,
+    summary="The staged photo of an item",
+)
+def ingest_item_content(request: Request, org_id: OrgId, job_id: str, item_id: str, db: DbSession) -> Response:
+    item = ingest.get_item(db, org_id, job_id, item_id)
+    if item.content_key != ingest.staged_key(item):
+        raise NotFound("Staged content of ingest item", item_id)
+    try:
+        return Response(catalog(request).store.get(item.content_key), media_type="application/octet-stream")
+    except ObjectNotFound:
+        raise NotFound("Staged content of ingest item", item_id) from None
+
+
+@work.post(
+    "/orgs/{org_id}/ingest-jobs/{job_id}:start",
+    response_model=ingest.IngestJobProgressOut,
+    summary="Let workers take the job's items (items without a file fail)",
+)
+def start_ingest_job(org_id: OrgId, job_id: str, db: DbSession) -> ingest.IngestJobProgressOut:
+    job = ingest.start_job(db, org_id, job_id)
+    commit(db)
+    return ingest.job_out(db, job)
+
+
+@work.get(
+    "/orgs/{org_id}/media-by-sha256/{sha256}", response_model=MediaOut, summary="The image with these bytes"
+)
+def media_by_sha256(org_id: OrgId, sha256: str, db: DbSession) -> MediaOut:
+    return MediaOut.model_validate(ingest.media_by_sha256(db, org_id, sha256))
 
 
 # --- exports ----------------------------------------------------------------------------------
@@ -916,6 +995,34 @@ def change_page(
     page = changes.change_page(db, after_seq=after_seq, limit=limit, org_id=org_id)
     catalog(request).metrics.change_events.inc(len(page.changes))
     return page
+
+
+@internal.post("/ingest-items:claim", response_model=ingest.ClaimResponse, summary="Lease items to a worker")
+def claim_ingest_items(payload: ingest.ClaimRequest, db: DbSession) -> ingest.ClaimResponse:
+    claimed = ingest.claim(db, payload)
+    commit(db)
+    return claimed
+
+
+@internal.post("/ingest-items:renew", response_model=ingest.RenewResponse, summary="Extend a worker's leases")
+def renew_ingest_items(payload: ingest.RenewRequest, db: DbSession) -> ingest.RenewResponse:
+    renewed = ingest.renew(db, payload)
+    commit(db)
+    return renewed
+
+
+@internal.post(
+    "/ingest-items/{item_id}:complete", response_model=IngestItemOut, summary="Record a leased item's outcome"
+)
+def complete_ingest_item(
+    request: Request, item_id: str, payload: ingest.CompleteRequest, db: DbSession
+) -> IngestItemOut:
+    item = ingest.complete(db, item_id, payload)
+    commit(db)
+    if item.content_key == ingest.staged_key(item) and item.status != "failed":
+        # The photo is in the catalogue now (or was already); a failed one stays for a look.
+        catalog(request).store.delete(item.content_key)
+    return IngestItemOut.model_validate(item)
 
 
 objects = APIRouter(tags=["objects"])

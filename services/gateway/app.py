@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
@@ -15,6 +15,7 @@ from services.gateway.adapters.pipeline import Pipeline
 from services.gateway.adapters.ratelimit import RateLimiter
 from services.gateway.adapters.tokens import TokenIssuer
 from services.gateway.dependencies import GatewayContext
+from services.gateway.ingest.runner import background_worker
 from services.gateway.routes import public_routers
 from services.gateway.settings import GatewaySettings
 
@@ -38,7 +39,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        async with AsyncExitStack() as stack:
+            if settings.embedded_worker:
+                await stack.enter_async_context(background_worker(settings, transports))
+            yield
         await peers.aclose()
 
     app = create_service_app(

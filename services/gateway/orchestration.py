@@ -71,6 +71,13 @@ def _candidate_ids(analysis: Analysis) -> list[str]:
     return sorted(ids)
 
 
+async def resolve_candidates(catalog: CatalogClient, org_id: str, analysis: Analysis) -> dict[str, dict]:
+    """Look up the candidate individuals (fills ``analysis.codes``); returns them by catalogue id."""
+    individuals = await catalog.individuals_by_id(org_id, _candidate_ids(analysis))
+    analysis.codes = {i: ind["catalogue_code"] for i, ind in individuals.items()}
+    return individuals
+
+
 async def identify(pipeline: Pipeline, catalog: CatalogClient, org_id: str, upload: Upload) -> tuple[
         IdentifyResponse, Analysis]:
     analysis = await analyse(pipeline, org_id, upload)
@@ -78,8 +85,7 @@ async def identify(pipeline: Pipeline, catalog: CatalogClient, org_id: str, uplo
                             embedder=analysis.embed.model if analysis.embed else None)
     if analysis.embed is None:
         return IdentifyResponse(results=[], reason=analysis.detect.reason or NO_CETACEAN, model=models), analysis
-    individuals = await catalog.individuals_by_id(org_id, _candidate_ids(analysis))
-    analysis.codes = {i: ind["catalogue_code"] for i, ind in individuals.items()}
+    individuals = await resolve_candidates(catalog, org_id, analysis)
     codes = analysis.codes
     names = {i: ind.get("name") for i, ind in individuals.items()}
     results = [
@@ -124,3 +130,25 @@ def enrol_annotations(analysis: Analysis, decision: dict | None = None) -> list[
 def image_payload(upload: Upload) -> dict[str, str]:
     return {"content_base64": base64.b64encode(upload.data).decode("ascii"), "filename": upload.filename}
 
+
+
+async def known_individual_decision(catalog: CatalogClient, org_id: str, actor: str, code: str | None,
+                                    species: str) -> tuple[dict | None, str]:
+    """What the uploader said about the animal: confirmed (known code) or new (unknown code).
+
+    Returns the decision fields of the annotations (None when the animal is not named) and the
+    species group they are filed under: a known individual's own species wins over the model's.
+    """
+    if not code:
+        return None, species
+    existing = await catalog.individual_by_code(org_id, code)
+    if existing is not None:
+        return {"decision": "confirmed", "individual_id": existing["id"], "decided_by": actor}, existing["species"]
+    decision = {"decision": "new_individual", "decided_by": actor,
+                "new_individual": {"catalogue_code": code, "species": species}}
+    return decision, species
+
+
+def file_under(analysis: Analysis, species: str) -> None:
+    """Every animal of the photo is filed under ``species`` (the uploader named the animal)."""
+    analysis.groups = [species] * len(analysis.groups)

@@ -44,3 +44,20 @@ class GatewaySettings(ServiceSettings):
     embedded_worker: bool = Field(
         False, description="Run one bulk-ingestion worker inside the gateway process (the embedded default)."
     )
+    ingest_batch_size: int = Field(
+        8, ge=1, le=500, description="Items an ingest worker leases and processes concurrently at a time."
+    )
+    ingest_lease_s: float = Field(
+        60.0, gt=0, le=3600,
+        description="How long a leased item stays a worker's without renewal; a dead worker's items are "
+        "taken again after this.",
+    )
+    ingest_max_attempts: int = Field(
+        5, ge=1, description="Leases an item may get before it fails (its workers kept dying or timing out)."
+    )
+    ingest_poll_s: float = Field(1.0, gt=0, description="How often an idle ingest worker asks for items.")
+    ingest_bulk_concurrency: int = Field(
+        4, ge=1,
+        description="Calls a worker keeps in flight per peer host (bulk work leaves the rest of each "
+        "service's capacity to interactive requests).",
+    )

@@ -14,7 +14,14 @@ from services.gateway.adapters.uploads import Upload, read_single_image, request
 from services.gateway.dependencies import GatewayContext, gateway_context, identify_quota
 from services.gateway.domain.enrolment import EncounterForm
 from services.gateway.domain.principal import Principal, Role
-from services.gateway.orchestration import analyse, enrol_annotations, identify, image_payload
+from services.gateway.orchestration import (
+    analyse,
+    enrol_annotations,
+    file_under,
+    identify,
+    image_payload,
+    known_individual_decision,
+)
 
 router = APIRouter(prefix="/v1", tags=["identification"])
 
@@ -95,20 +102,6 @@ async def _enrolment_form(request: Request) -> tuple[EncounterForm, list[Upload]
     return meta, uploads, request_fingerprint("encounters", uploads, fields)
 
 
-async def _known_individual_decision(ctx: GatewayContext, principal: Principal, meta: EncounterForm,
-                                     species: str) -> tuple[dict | None, str]:
-    """What the uploader said about the animal: confirmed (known code) or new (unknown code)."""
-    if not meta.individual_id:
-        return None, species
-    existing = await ctx.catalog.individual_by_code(principal.org_id, meta.individual_id)
-    if existing is not None:
-        decision = {"decision": "confirmed", "individual_id": existing["id"], "decided_by": principal.subject}
-        return decision, existing["species"]
-    decision = {"decision": "new_individual", "decided_by": principal.subject,
-                "new_individual": {"catalogue_code": meta.individual_id, "species": species}}
-    return decision, species
-
-
 @router.post(
     "/encounters",
     status_code=201,
@@ -134,10 +127,11 @@ async def enrol_encounter(
         if analysis.embed is None:
             raise Problem(422, f"No cetacean was found in image {index} ({upload.filename}); nothing was stored.",
                           slug="no-cetacean", title="No cetacean found", image_index=index)
-    decision, species = await _known_individual_decision(ctx, principal, meta, analyses[0].groups[0])
+    decision, species = await known_individual_decision(ctx.catalog, principal.org_id, principal.subject,
+                                                        meta.individual_id, analyses[0].groups[0])
     if decision is not None:
         for analysis in analyses:
-            analysis.groups = [species] * len(analysis.groups)
+            file_under(analysis, species)
     body = {
         "encounter": meta.catalog_encounter(principal.subject),
         "photos": [{"image": image_payload(u), "annotations": enrol_annotations(a, decision)}

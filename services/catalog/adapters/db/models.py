@@ -261,6 +261,26 @@ class Identification(Timestamped, Base):
     decided_by: Mapped[str | None] = mapped_column(String(200))
     decided_at: Mapped[datetime | None]
 
+    # A reviewer compares the photo under review with the candidates: the annotation comes along.
+    annotation: Mapped[Annotation] = relationship(lazy="joined", innerjoin=True)
+
+    @property
+    def media_id(self) -> str:
+        return self.annotation.media_id
+
+    @property
+    def box(self) -> dict[str, float]:
+        a = self.annotation
+        return {"x": a.box_x, "y": a.box_y, "width": a.box_width, "height": a.box_height}
+
+    @property
+    def view(self) -> str | None:
+        return self.annotation.view
+
+    @property
+    def species(self) -> str | None:
+        return self.annotation.species_key
+
 
 class AuditEntry(Base):
     """Append-only: rows are inserted, never updated or deleted (enforced below)."""
@@ -322,6 +342,9 @@ class IngestJob(Timestamped, Base):
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_by: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column()
+    """When workers could first take its items (the start of its images-per-second rate)."""
+    finished_at: Mapped[datetime | None] = mapped_column()
 
 
 class IngestItem(Timestamped, Base):
@@ -344,6 +367,13 @@ class IngestItem(Timestamped, Base):
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """What the producer knew about the photo (a manifest row: date, position, individual...)."""
+    content_key: Mapped[str | None] = mapped_column(String(1000))
+    """Where the worker reads the bytes: a staged object key, or the object's name in the job's S3 source."""
+    worker_id: Mapped[str | None] = mapped_column(String(200))
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
+    """A running item whose lease has expired is claimed again (its worker died)."""
 
 
 class Change(Base):

@@ -1,0 +1,162 @@
+"""Gateway commands of the ``finprint`` CLI: bulk ingestion.
+
+    finprint worker [--job-id ID] [--worker-id NAME]
+        An ingest worker. It reaches the services through the gateway's settings (FINPRINT_GATEWAY_*:
+        detector, embedder, matcher and catalog URLs), so any number run on any machine. With
+        --job-id it exits 0 once that job has no item left; otherwise it runs until SIGTERM/SIGINT,
+        finishing the items in hand first.
+
+    finprint ingest --manifest FILE.csv --images DIR --url URL --api-key KEY
+        Creates a job from the manifest, uploads the photos it names (relative to DIR), shows a
+        progress bar until the job ends, and prints the job's summary as its LAST line: one JSON
+        object with job_id, status, total, done, failed, duplicates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import mimetypes
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from tqdm import tqdm
+
+from finprint.logs import configure_logging
+from services.gateway.ingest.manifest import read_manifest
+from services.gateway.ingest.progress import job_progress, summary
+from services.gateway.ingest.runner import worker_from_settings
+from services.gateway.settings import GatewaySettings
+
+UPLOAD_ATTEMPTS = 4
+FINISHED = {"completed", "failed", "cancelled"}
+
+
+# --- finprint worker ----------------------------------------------------------------------------
+
+async def _work(job_id: str | None, worker_id: str | None) -> int:
+    settings = GatewaySettings()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with worker_from_settings(settings, job_id=job_id, worker_id=worker_id) as worker:
+        started = time.perf_counter()
+        await worker.run(stop)
+        elapsed = time.perf_counter() - started
+    print(json.dumps({"worker_id": worker.worker_id, "job_id": job_id, "items": worker.processed,
+                      "seconds": round(elapsed, 2), "stage_ms": worker.totals.as_ms()}), flush=True)
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
+    return asyncio.run(_work(args.job_id, args.worker_id))
+
+
+# --- finprint ingest ----------------------------------------------------------------------------
+
+class Api:
+    """The few public API calls the ingest command makes, retrying what is safe to retry."""
+
+    def __init__(self, url: str, api_key: str) -> None:
+        self.http = httpx.Client(base_url=url.rstrip("/"), headers={"X-API-Key": api_key}, timeout=120.0)
+
+    def call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """One call; retried on connection errors and 502/503/504 (a few times) and on 429 (as told)."""
+        failures = 0
+        while True:
+            try:
+                response = self.http.request(method, path, **kwargs)
+            except httpx.TransportError:
+                response = None
+            if response is not None and response.status_code == 429:
+                # Over the key's rate limit (a big manifest is many uploads): wait as the server says.
+                time.sleep(float(response.headers.get("Retry-After", "1")))
+                continue
+            if response is not None and response.status_code not in {502, 503, 504}:
+                break
+            failures += 1
+            if failures == UPLOAD_ATTEMPTS:
+                if response is None:
+                    raise SystemExit(f"finprint ingest: {method} {path}: the server does not answer")
+                break
+            time.sleep(float(2**failures))
+        if response.status_code >= 400:
+            raise SystemExit(f"finprint ingest: {method} {path} answered {response.status_code}: {response.text}")
+        return response.json()
+
+
+def _upload(api: Api, job_id: str, images: Path, keys: list[str]) -> list[str]:
+    """Upload each listed photo found under ``images``; returns the keys not found (they will fail)."""
+    missing = []
+    for key in tqdm(keys, desc="upload", unit="img", file=sys.stderr):
+        path = images / key
+        if not path.is_file():
+            missing.append(key)
+            continue
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        api.call("PUT", f"/v1/ingest/jobs/{job_id}/files/{quote(key)}", content=path.read_bytes(),
+                 headers={"Content-Type": content_type})
+    return missing
+
+
+def _follow(api: Api, job_id: str, poll_s: float) -> dict[str, Any]:
+    """Poll the job with a progress bar until it ends; returns its last state."""
+    job = api.call("GET", f"/v1/ingest/jobs/{job_id}")
+    with tqdm(total=job["total"], desc="ingest", unit="img", file=sys.stderr) as bar:
+        while True:
+            bar.n = job["done"] + job["failed"] + job["duplicates"]
+            bar.set_postfix(failed=job["failed"], duplicates=job["duplicates"], refresh=False)
+            bar.refresh()
+            if job["status"] in FINISHED:
+                return job
+            time.sleep(poll_s)
+            job = api.call("GET", f"/v1/ingest/jobs/{job_id}")
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    manifest = Path(args.manifest).read_bytes()
+    keys = [item.item_key for item in read_manifest(manifest)]
+    api = Api(args.url, args.api_key)
+    job = api.call("POST", "/v1/ingest/jobs", files={"manifest": (Path(args.manifest).name, manifest, "text/csv")},
+                   data={"name": args.name or Path(args.manifest).stem})
+    print(f"ingest job {job['id']}: {len(keys)} photos", file=sys.stderr)
+    if job["status"] == "pending":
+        missing = _upload(api, job["id"], Path(args.images), keys)
+        if missing:
+            print(f"{len(missing)} photos listed in the manifest are not under {args.images}; they will fail",
+                  file=sys.stderr)
+        job = api.call("POST", f"/v1/ingest/jobs/{job['id']}:start")
+    if not args.no_wait:
+        job = _follow(api, job["id"], args.poll_s)
+    progress = job_progress({**job, "counts": {"done": job["done"], "failed": job["failed"],
+                                               "skipped": job["duplicates"], "pending": job["pending"],
+                                               "running": job["running"]}})
+    print(json.dumps(summary(progress)), flush=True)
+    return 0 if job["status"] != "failed" else 1
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
+    worker = subparsers.add_parser("worker", help="run a bulk-ingestion worker (settings: FINPRINT_GATEWAY_*)")
+    worker.add_argument("--job-id", default=None, help="work on this job only, and exit 0 when it has no item left")
+    worker.add_argument("--worker-id", default=None, help="name in the leases (default: host:pid)")
+    worker.add_argument("--log-level", default="INFO")
+    worker.set_defaults(func=_cmd_worker)
+
+    ingest = subparsers.add_parser("ingest", help="ingest the photos a CSV manifest lists (bulk job)")
+    ingest.add_argument("--manifest", required=True, help="CSV: image (required), observed_at, latitude, "
+                        "longitude, location, observer, species, individual_id")
+    ingest.add_argument("--images", required=True, help="folder the manifest's image paths are relative to")
+    ingest.add_argument("--url", required=True, help="the Finprint API, e.g. http://127.0.0.1:8000")
+    ingest.add_argument("--api-key", required=True, help="a contributor's API key")
+    ingest.add_argument("--name", default=None, help="the job's name (default: the manifest's file name)")
+    ingest.add_argument("--poll-s", type=float, default=1.0, help="how often to refresh the progress bar")
+    ingest.add_argument("--no-wait", action="store_true", help="print the job and return once it has started")
+    ingest.set_defaults(func=_cmd_ingest)

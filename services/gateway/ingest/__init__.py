@@ -1,0 +1,1 @@
+"""Bulk ingestion: jobs of archived photos, processed by workers that lease items from the catalog."""

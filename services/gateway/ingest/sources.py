@@ -1,0 +1,108 @@
+"""Where a job's photos come from: staged uploads (manifest files, archives) or an S3 bucket."""
+
+from __future__ import annotations
+
+import asyncio
+import tarfile
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from minio import Minio
+from minio.error import MinioException
+from pydantic import BaseModel, Field
+from urllib3.exceptions import HTTPError
+
+from finprint.problems import Problem
+from services.gateway.ingest.manifest import normalise_key
+
+MANIFEST_NAME = "manifest.csv"
+
+
+S3_ERRORS = (MinioException, HTTPError, ValueError)
+"""What reading a bucket may raise: the server's answer, the connection, a malformed endpoint."""
+
+
+class S3Source(BaseModel):
+    """An S3 bucket and prefix (AWS, MinIO, SeaweedFS, any S3 server)."""
+
+    endpoint: str = Field(examples=["s3.eu-west-1.amazonaws.com"], description="host:port")
+    bucket: str = Field(min_length=3, max_length=63)
+    prefix: str = Field("", max_length=500, examples=["archive/2019/"])
+    access_key: str | None = None
+    secret_key: str | None = None
+    secure: bool = True
+    region: str | None = None
+
+    def client(self) -> Minio:
+        return Minio(self.endpoint, access_key=self.access_key, secret_key=self.secret_key, secure=self.secure,
+                     region=self.region)
+
+    def public(self) -> dict[str, Any]:
+        """The source as shown to users (no secret)."""
+        return self.model_dump(exclude={"secret_key", "access_key"})
+
+    def object_names(self) -> list[str]:
+        """The names under the prefix (relative to it), read in a worker thread by the caller."""
+        names = []
+        for obj in self.client().list_objects(self.bucket, prefix=self.prefix, recursive=True):
+            if not obj.is_dir and obj.object_name:
+                names.append(obj.object_name[len(self.prefix):])
+        return names
+
+    def read(self, relative_key: str) -> bytes:
+        response = self.client().get_object(self.bucket, self.prefix + relative_key)
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    async def aread(self, relative_key: str) -> bytes:
+        return await asyncio.to_thread(self.read, relative_key)
+
+
+class Archive:
+    """A ZIP or TAR file on disk (the upload is spooled there, so memory stays bounded)."""
+
+    def __init__(self, file: IO[bytes], filename: str) -> None:
+        self.file = file
+        self.filename = filename
+        file.seek(0)
+        if zipfile.is_zipfile(file):
+            file.seek(0)
+            self._zip: zipfile.ZipFile | None = zipfile.ZipFile(file)
+            self._tar: tarfile.TarFile | None = None
+        else:
+            file.seek(0)
+            try:
+                self._tar = tarfile.open(fileobj=file, mode="r:*")  # noqa: SIM115 - lives as long as the upload
+            except tarfile.TarError:
+                raise Problem(422, f"{filename} is neither a ZIP nor a TAR archive.", slug="invalid-archive") from None
+            self._zip = None
+
+    def names(self) -> list[str]:
+        if self._zip is not None:
+            return [i.filename for i in self._zip.infolist() if not i.is_dir()]
+        assert self._tar is not None
+        return [m.name for m in self._tar.getmembers() if m.isfile()]
+
+    def read(self, name: str) -> bytes:
+        if self._zip is not None:
+            return self._zip.read(name)
+        assert self._tar is not None
+        member = self._tar.extractfile(name)
+        if member is None:
+            raise KeyError(name)
+        return member.read()
+
+    def manifest(self) -> bytes | None:
+        """``manifest.csv`` at the archive's root, when it has one."""
+        return self.read(MANIFEST_NAME) if MANIFEST_NAME in self.names() else None
+
+    def members_by_key(self) -> Iterator[tuple[str, str]]:
+        """(item key, member name) of every photo in the archive."""
+        for name in self.names():
+            if Path(name).name != MANIFEST_NAME:
+                yield normalise_key(name), name

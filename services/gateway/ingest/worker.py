@@ -1,0 +1,319 @@
+"""The ingest worker: lease items from the catalog, run detector -> embedder -> matcher -> catalog.
+
+Exactly once: each item is enrolled with an Idempotency-Key derived from its id, so a worker
+that dies after the catalog committed and before it recorded the item leaves an enrolment the
+next worker's attempt replays instead of repeating. Across items and jobs the catalogue's SHA-256
+of the bytes finds photos enrolled before: those items are recorded as duplicates, not analysed.
+
+A bad item (undecodable file, unknown species, impossible coordinates, no cetacean found) fails
+alone, with its reason; a failing service leaves the item leased, and it is taken again when the
+lease expires (up to ``max_attempts``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import mimetypes
+import os
+import socket
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from finprint.problems import DependencyUnavailable, Problem
+from finprint.schemas.detector import DetectResponse
+from finprint.schemas.embedder import EmbedResponse
+from finprint.schemas.matcher import QueryResult
+from services.gateway.adapters.catalog import CatalogClient
+from services.gateway.adapters.pipeline import Pipeline
+from services.gateway.adapters.uploads import Upload
+from services.gateway.ingest.manifest import ManifestRow, parse_row
+from services.gateway.ingest.queue import IngestQueue
+from services.gateway.ingest.sources import S3_ERRORS, S3Source
+from services.gateway.orchestration import (
+    Analysis,
+    analyse,
+    enrol_annotations,
+    file_under,
+    image_payload,
+    known_individual_decision,
+    resolve_candidates,
+)
+from services.gateway.settings import GatewaySettings
+
+log = logging.getLogger("finprint.ingest")
+STAGES = ("decode", "detector", "embedder", "matcher", "catalog")
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class ItemFailed(Exception):
+    """The item cannot be ingested; the reason is shown to the user."""
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent per stage, summed over the items of a worker (or of one item)."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - start
+
+    def as_ms(self) -> dict[str, float]:
+        return {name: round(self.seconds[name] * 1000, 2) for name in STAGES if name in self.seconds}
+
+
+class TimedPipeline(Pipeline):
+    """The gateway's pipeline, timing each model call into the current item's StageTimes."""
+
+    def __init__(self, inner: Pipeline, times: StageTimes) -> None:
+        super().__init__(inner.detector, inner.embedder, inner.matchers)
+        self.times = times
+
+    async def detect(self, image: bytes, content_type: str) -> DetectResponse:
+        with self.times.stage("detector"):
+            return await super().detect(image, content_type)
+
+    async def embed(self, image: bytes, filename: str, content_type: str,
+                    boxes: list[tuple[int, int, int, int]]) -> tuple[EmbedResponse, list[np.ndarray]]:
+        with self.times.stage("embedder"):
+            return await super().embed(image, filename, content_type, boxes)
+
+    async def search(self, org_id: str, species_group: str, model_version: str, vector: np.ndarray,
+                     k: int = 5) -> QueryResult | None:
+        with self.times.stage("matcher"):
+            return await super().search(org_id, species_group, model_version, vector, k)
+
+
+@dataclass
+class Outcome:
+    status: str
+    result: dict[str, Any] = field(default_factory=dict)
+    media_id: str | None = None
+    error: str | None = None
+    reindex: tuple[str, str] | None = None
+    """(org, species group) whose matcher shard should pull the catalogue's changes now."""
+
+
+def enrol_key(item: dict[str, Any]) -> str:
+    return f"ingest-item-{item['id']}"
+
+
+def results_of(analysis: Analysis) -> list[dict[str, Any]]:
+    """Per animal: species, top-5 candidates (catalogue codes) and the new-individual score."""
+    assert analysis.embed is not None
+    animals = []
+    for det, res, match, group in zip(analysis.detect.detections, analysis.embed.results, analysis.matches,
+                                      analysis.groups):
+        candidates = [] if match is None else [
+            {"individual_id": analysis.codes.get(c.individual_id, c.individual_id), "score": round(c.score, 4)}
+            for c in match.candidates[:5]]
+        animals.append({"box": list(det.box), "view": det.view, "species": group,
+                        "candidates": candidates,
+                        "new_individual": 1.0 if match is None else round(match.new_individual, 4)})
+    return animals
+
+
+class Worker:
+    """One worker: a loop of claim -> process a batch concurrently -> record each outcome."""
+
+    def __init__(self, settings: GatewaySettings, pipeline: Pipeline, catalog: CatalogClient, queue: IngestQueue,
+                 *, worker_id: str | None = None, job_id: str | None = None) -> None:
+        self.settings = settings
+        self.pipeline = pipeline
+        self.catalog = catalog
+        self.queue = queue
+        self.worker_id = worker_id or default_worker_id()
+        self.job_id = job_id
+        self.totals = StageTimes()
+        self.processed = 0
+        self._species: set[str] | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Work until ``stop`` is set (the batch in hand is finished first) or, with a job id, the job is drained."""
+        s = self.settings
+        while not stop.is_set():
+            try:
+                claimed = await self.queue.claim(self.worker_id, s.ingest_batch_size, s.ingest_lease_s,
+                                                 s.ingest_max_attempts, self.job_id)
+            except DependencyUnavailable as exc:
+                log.warning("cannot claim ingest items", extra={"fields": {"reason": exc.detail}})
+                await _sleep_unless(stop, s.ingest_poll_s)
+                continue
+            if claimed["items"]:
+                await self.process_batch(claimed["items"])
+            elif self.job_id and claimed["remaining"] == 0:
+                return
+            else:
+                # Nothing free: idle, or the rest is leased to others (retried here if they die).
+                await _sleep_unless(stop, s.ingest_poll_s)
+
+    async def process_batch(self, items: list[dict[str, Any]]) -> None:
+        renewer = asyncio.create_task(self._renew_leases([i["id"] for i in items]))
+        try:
+            results = await asyncio.gather(*(self._process_in_order(group) for group in _same_animal(items)))
+        finally:
+            renewer.cancel()
+        by_id = {item_id: outcome for group in results for item_id, outcome in group}
+        outcomes = [by_id[item["id"]] for item in items]
+        for key in {o.reindex for o in outcomes if o and o.reindex}:
+            try:
+                await self.pipeline.sync(*key)
+            except DependencyUnavailable:
+                pass  # the matcher also pulls the catalogue's changes by itself, a little later
+        for item, outcome in zip(items, outcomes):
+            if outcome is None:
+                continue  # a service failed: the item is taken again when its lease expires
+            try:
+                await self.queue.complete(item["id"], self.worker_id, outcome.status, media_id=outcome.media_id,
+                                          result=outcome.result, error=outcome.error)
+                self.processed += 1
+            except DependencyUnavailable as exc:
+                # Taken again when the lease expires; its enrolment is then replayed, not repeated.
+                log.warning("cannot record ingest item", extra={"fields": {"item_id": item["id"], "reason": exc.detail}})
+            except Problem as problem:
+                if problem.status != 409:
+                    raise
+                log.warning("lease lost", extra={"fields": {"item_id": item["id"]}})
+
+    async def _process_in_order(self, items: list[dict[str, Any]]) -> list[tuple[str, Outcome | None]]:
+        return [(item["id"], await self._process(item)) for item in items]
+
+    async def _renew_leases(self, item_ids: list[str]) -> None:
+        lease_s = self.settings.ingest_lease_s
+        while True:
+            await asyncio.sleep(lease_s / 3)
+            try:
+                await self.queue.renew(self.worker_id, item_ids, lease_s)
+            except DependencyUnavailable:
+                continue
+
+    async def _process(self, item: dict[str, Any]) -> Outcome | None:
+        times = StageTimes()
+        try:
+            outcome = await self._ingest(item, times)
+        except ItemFailed as failure:
+            outcome = Outcome("failed", error=str(failure))
+        except DependencyUnavailable as exc:
+            log.warning("ingest item postponed", extra={"fields": {"item_id": item["id"], "reason": exc.detail}})
+            return None
+        except Problem as problem:
+            outcome = Outcome("failed", error=problem.detail)
+        except Exception as exc:  # a bug costs this item, not the job: logged, and shown as its reason
+            log.exception("ingest item failed", extra={"fields": {"item_id": item["id"]}})
+            outcome = Outcome("failed", error=f"internal error: {type(exc).__name__}: {exc}")
+        for name, seconds in times.seconds.items():
+            self.totals.seconds[name] += seconds
+        outcome.result["timings_ms"] = times.as_ms()
+        return outcome
+
+    async def _ingest(self, item: dict[str, Any], times: StageTimes) -> Outcome:
+        org_id, options = item["org_id"], item["job_options"]
+        with times.stage("decode"):
+            row = self._row(item)
+            data = await self._read(item)
+            sha256 = hashlib.sha256(data).hexdigest()
+        with times.stage("catalog"):
+            await self._check_species(row)
+            earlier = await self.queue.media_by_sha256(org_id, sha256)
+        # On a first attempt a stored photo is someone else's; on a retry it may be this item's own
+        # enrolment, which the idempotent enrol below replays.
+        if earlier and earlier.get("encounter_id") and item["attempts"] <= 1:
+            return _duplicate(sha256, earlier["id"])
+        filename = item["item_key"].rsplit("/", 1)[-1]
+        upload = Upload(data, filename, mimetypes.guess_type(filename)[0] or "application/octet-stream")
+        pipeline = TimedPipeline(self.pipeline, times)
+        analysis = await analyse(pipeline, org_id, upload, known_cetacean=row.individual_id is not None)
+        if analysis.embed is None:
+            raise ItemFailed(f"no cetacean was found in the photo ({analysis.detect.reason or 'no detection'})")
+        with times.stage("catalog"):
+            return await self._enrol(item, row, upload, analysis, sha256, options.get("uploaded_by"))
+
+    def _row(self, item: dict[str, Any]) -> ManifestRow:
+        try:
+            return parse_row(item["payload"])
+        except ValueError as exc:
+            raise ItemFailed(str(exc)) from None
+
+    async def _read(self, item: dict[str, Any]) -> bytes:
+        source = item["job_options"].get("s3")
+        if source:
+            try:
+                return await S3Source.model_validate(source).aread(item["content_key"] or item["item_key"])
+            except S3_ERRORS as exc:
+                raise ItemFailed(f"cannot read s3 object {item['item_key']}: {exc}") from None
+        return await self.queue.staged_content(item["org_id"], item["job_id"], item["id"])
+
+    async def _check_species(self, row: ManifestRow) -> None:
+        if row.species is None:
+            return
+        if self._species is None:
+            self._species = await self.queue.species_keys()
+        if row.species not in self._species:
+            raise ItemFailed(f"unknown species {row.species!r} (see GET /v1/species)")
+
+    async def _enrol(self, item: dict[str, Any], row: ManifestRow, upload: Upload, analysis: Analysis,
+                     sha256: str, actor: str | None, *, second_try: bool = False) -> Outcome:
+        org_id = item["org_id"]
+        await resolve_candidates(self.catalog, org_id, analysis)
+        species = row.species or analysis.groups[0]
+        decision, species = await known_individual_decision(self.catalog, org_id, actor or "ingest",
+                                                            row.individual_id, species)
+        if decision is not None or row.species:
+            file_under(analysis, species)
+        body = {"encounter": row.catalog_encounter(actor or "ingest"),
+                "photos": [{"image": image_payload(upload), "annotations": enrol_annotations(analysis, decision)}],
+                "uploaded_by": actor}
+        fingerprint = hashlib.sha256(f"ingest:{item['id']}:{sha256}".encode()).hexdigest()
+        try:
+            enrolled = await self.catalog.enrol(org_id, body, enrol_key(item), fingerprint)
+        except Problem as problem:
+            if problem.status == 409 and problem.extensions.get("media_id"):
+                return _duplicate(sha256, str(problem.extensions["media_id"]))
+            if problem.status == 409 and decision and decision["decision"] == "new_individual" and not second_try:
+                # Another item of the batch created this individual meanwhile: confirm it instead.
+                return await self._enrol(item, row, upload, analysis, sha256, actor, second_try=True)
+            raise
+        result = {"sha256": sha256, "media_id": enrolled["media"][0]["id"],
+                  "encounter_id": enrolled["encounter"]["id"], "duplicate": False,
+                  "decision": decision["decision"] if decision else "pending",
+                  "individual_id": row.individual_id, "animals": results_of(analysis)}
+        return Outcome("done", result, media_id=result["media_id"],
+                       reindex=(org_id, species) if decision else None)
+
+
+def _same_animal(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Items naming the same individual, in order (the first creates it, the others confirm it); the
+    others alone. Groups run concurrently."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        code = item["payload"].get("individual_id")
+        groups.setdefault(f"individual:{code}" if code else f"item:{item['id']}", []).append(item)
+    return list(groups.values())
+
+
+def _duplicate(sha256: str, media_id: str) -> Outcome:
+    return Outcome("skipped", {"sha256": sha256, "duplicate": True, "duplicate_of": media_id},
+                   media_id=media_id, error=f"duplicate: the same photo is already catalogued as media {media_id}")
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass

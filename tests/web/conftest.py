@@ -1,0 +1,93 @@
+"""The web page in a real browser (Debian's Chromium driven by Playwright) against the embedded
+default running as a real process."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from finprint.testing.system import RunningSystem, embedded_system
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+# Offline and quiet: no first-run UI, no update or sync traffic, no QUIC probes.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+@dataclass(frozen=True)
+class Whale:
+    code: str
+    photos: list[Path]
+
+
+@dataclass
+class WebSystem:
+    system: RunningSystem
+    api_key: str
+
+    @property
+    def url(self) -> str:
+        return self.system.gateway_url
+
+
+@pytest.fixture(scope="module")
+def web_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebSystem]:
+    tmp = tmp_path_factory.mktemp("web-system")
+    data = tmp / "data"
+    with embedded_system(data, tmp) as system:
+        created = subprocess.run(
+            [sys.executable, "-m", "finprint.cli", "apikey", "create", "--org", "web-lab", "--role", "admin",
+             "--data-dir", str(data)],
+            capture_output=True, text=True, check=True,
+        )
+        yield WebSystem(system, created.stdout.strip().splitlines()[-1])
+
+
+def _humpbacks_by_individual(shared_data: Path) -> dict[str, list[Path]]:
+    folder = shared_data / "kaggle_humpback2019"
+    photos: dict[str, list[Path]] = defaultdict(list)
+    with open(folder / "labels.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["individual_id"]:
+                photos[row["individual_id"]].append(folder / "images" / row["image"])
+    return photos
+
+
+@pytest.fixture(scope="session")
+def two_humpbacks(shared_data: Path) -> list[Whale]:
+    """Two humpbacks with three photos each (deterministic choice)."""
+    photos = _humpbacks_by_individual(shared_data)
+    chosen = sorted(w for w, p in photos.items() if len(p) >= 3)[:2]
+    return [Whale(f"HW-WEB-{n}", sorted(photos[w])[:3]) for n, w in enumerate(chosen)]
+
+
+@pytest.fixture(scope="session")
+def stranger_photos(shared_data: Path) -> list[Path]:
+    """One photo each of other humpbacks, never catalogued by these tests (each test stores its own)."""
+    photos = _humpbacks_by_individual(shared_data)
+    others = sorted(w for w, p in photos.items() if len(p) >= 3)[2:6]
+    return [min(photos[w]) for w in others]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    # Imported here so that collecting the suite does not need the dev extra.
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"Chromium is missing at {CHROMIUM}: apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
