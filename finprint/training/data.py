@@ -20,7 +20,6 @@ import numpy as np
 from PIL import Image
 
 NOT_CETACEAN = "not_cetacean"
-NEW_INDIVIDUAL = "new_individual"
 
 
 @dataclass(frozen=True)
@@ -177,7 +176,33 @@ def split_by_individual(samples: list[Sample], cfg: SplitConfig) -> Split:
     return Split(train=train, val=val, test=test, negatives_val=neg_val, negatives_test=neg_test)
 
 
-def read_image(path: Path, size: int) -> np.ndarray:
+def letterbox_content(image: Image.Image, level: int = 240) -> tuple[int, int, int, int]:
+    """Pixel bounds (x0, y0, x1, y1) inside uniform white letterbox bars, if any.
+
+    Several folders were letterboxed onto white squares; a detector trained on them learns
+    that white bars mean "whale". Trimming them makes training match real, unpadded photos.
+    """
+    small = image.convert("L")
+    small.thumbnail((128, 128))
+    grey = np.asarray(small)
+    content_rows = np.nonzero((grey < level).mean(axis=1) > 0.02)[0]
+    content_cols = np.nonzero((grey < level).mean(axis=0) > 0.02)[0]
+    if len(content_rows) == 0 or len(content_cols) == 0:
+        return (0, 0, image.width, image.height)
+    sy, sx = image.height / grey.shape[0], image.width / grey.shape[1]
+    box = (
+        int(content_cols[0] * sx),
+        int(content_rows[0] * sy),
+        int(np.ceil((content_cols[-1] + 1) * sx)),
+        int(np.ceil((content_rows[-1] + 1) * sy)),
+    )
+    # Only trim real bars: keep the whole photo unless at least half of it remains.
+    if (box[2] - box[0]) * (box[3] - box[1]) < 0.5 * image.width * image.height:
+        return (0, 0, image.width, image.height)
+    return box
+
+
+def read_image(path: Path, size: int, trim_letterbox: bool = False) -> np.ndarray:
     """Decode one photo as RGB uint8 [size, size, 3], resized without letterboxing.
 
     Plain (stretching) resize is the contract of the exported models: the services resize
@@ -185,22 +210,26 @@ def read_image(path: Path, size: int) -> np.ndarray:
     """
     with Image.open(path) as image:
         image.draft("RGB", (size * 2, size * 2))  # JPEG DCT scaling: much faster decoding
-        image = image.convert("RGB").resize((size, size), Image.BILINEAR)
-        return np.asarray(image, dtype=np.uint8)
+        image = image.convert("RGB")
+        if trim_letterbox:
+            image = image.crop(letterbox_content(image))
+        return np.asarray(image.resize((size, size), Image.BILINEAR), dtype=np.uint8)
 
 
-def _read_many(args: tuple[list[str], int]) -> np.ndarray:
-    paths, size = args
-    return np.stack([read_image(Path(p), size) for p in paths]) if paths else np.zeros((0, size, size, 3), np.uint8)
+def _read_many(args: tuple[list[str], int, bool]) -> np.ndarray:
+    paths, size, trim = args
+    if not paths:
+        return np.zeros((0, size, size, 3), np.uint8)
+    return np.stack([read_image(Path(p), size, trim) for p in paths])
 
 
-def read_images(paths: list[Path], size: int, workers: int = 2) -> np.ndarray:
+def read_images(paths: list[Path], size: int, workers: int = 2, trim_letterbox: bool = False) -> np.ndarray:
     """Decode many photos into one uint8 array [N, size, size, 3], in parallel processes."""
     if len(paths) < 64 or workers <= 1:
-        return _read_many(([str(p) for p in paths], size))
+        return _read_many(([str(p) for p in paths], size, trim_letterbox))
     chunks = [[str(p) for p in paths[i::workers]] for i in range(workers)]
     with ProcessPoolExecutor(workers) as pool:
-        parts = list(pool.map(_read_many, [(c, size) for c in chunks]))
+        parts = list(pool.map(_read_many, [(c, size, trim_letterbox) for c in chunks]))
     out = np.empty((len(paths), size, size, 3), np.uint8)
     for i, part in enumerate(parts):
         out[i::workers] = part

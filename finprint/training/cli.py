@@ -1,0 +1,97 @@
+"""``finprint train | evaluate | export | train-detector`` subcommands.
+
+The main ``finprint`` CLI calls :func:`add_training_commands`; ``python -m
+finprint.training.cli`` runs them on their own. Heavy imports (torch) happen inside the
+handlers so that ``finprint --help`` works without the ``train`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+DEFAULT_CACHE = Path.home() / ".cache" / "finprint" / "images"
+# The detector's hand-labelled boxes live with the tests that check them.
+DEFAULT_BOX_LABELS = Path(__file__).resolve().parents[2] / "tests" / "training" / "detector_boxes.csv"
+
+
+def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, default=None, help="dataset folders (default: $FINPRINT_DATA_DIR or ../shared/data)")
+
+
+def _run_train(args: argparse.Namespace) -> None:
+    from finprint.training.config import load_config
+    from finprint.training.train import train
+
+    cfg = load_config(args.config)
+    if args.minutes is not None:
+        cfg.minutes = args.minutes
+    out = args.out or Path("runs") / cfg.name
+    train(cfg, out, data_dir=args.data_dir, cache_dir=args.cache_dir, resume=args.resume, init_checkpoint=args.init_checkpoint)
+
+
+def _run_evaluate(args: argparse.Namespace) -> None:
+    from finprint.training.evaluate import evaluate_checkpoint
+
+    evaluate_checkpoint(args.checkpoint, args.out, data_dir=args.data_dir, baselines=not args.no_baselines)
+
+
+def _run_export(args: argparse.Namespace) -> None:
+    from finprint.training.export import export_embedder
+
+    export_embedder(args.checkpoint, args.repository, report_path=args.report, max_batch_size=args.max_batch_size)
+
+
+def _run_train_detector(args: argparse.Namespace) -> None:
+    from finprint.training.detector import train_detector
+
+    train_detector(args.out, data_dir=args.data_dir, repository=args.repository, seed=args.seed, box_labels=args.box_labels, embedder_checkpoint=args.embedder_checkpoint)
+
+
+def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add the model pipeline's subcommands to a CLI's subparsers."""
+    train = subparsers.add_parser("train", help="fine-tune the embedder within a time budget")
+    train.add_argument("--config", required=True, help="TOML file, or a name in finprint/training/configs")
+    train.add_argument("--minutes", type=float, default=None, help="time budget; the schedule fits itself to it")
+    train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    train.add_argument("--init-checkpoint", type=Path, default=None, help="start from your own checkpoint")
+    train.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<config name>)")
+    train.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="decoded-photo cache (default: %(default)s)")
+    _data_dir_arg(train)
+    train.set_defaults(handler=_run_train)
+
+    evaluate = subparsers.add_parser("evaluate", help="MAP@5, top-k, species and rejection metrics vs baselines")
+    evaluate.add_argument("--checkpoint", type=Path, required=True)
+    evaluate.add_argument("--out", type=Path, required=True, help="folder for report.json, report.md and plots")
+    evaluate.add_argument("--no-baselines", action="store_true", help="skip the frozen-ImageNet and raw-pixel baselines")
+    _data_dir_arg(evaluate)
+    evaluate.set_defaults(handler=_run_evaluate)
+
+    export = subparsers.add_parser("export", help="write the embedder as a Triton/onnxruntime model")
+    export.add_argument("--checkpoint", type=Path, required=True)
+    export.add_argument("--repository", type=Path, default=Path("model_repository"))
+    export.add_argument("--report", type=Path, default=None, help="report.json of `evaluate` (metrics, threshold)")
+    export.add_argument("--max-batch-size", type=int, default=32)
+    export.set_defaults(handler=_run_export)
+
+    detector = subparsers.add_parser("train-detector", help="train, evaluate and export the detector heads")
+    detector.add_argument("--out", type=Path, required=True, help="folder for features, report and plots")
+    detector.add_argument("--repository", type=Path, default=Path("model_repository"))
+    detector.add_argument("--seed", type=int, default=0)
+    detector.add_argument("--embedder-checkpoint", type=Path, default=None, help="use this embedder's fine-tuned backbone instead of ImageNet's")
+    detector.add_argument("--box-labels", type=Path, default=DEFAULT_BOX_LABELS if DEFAULT_BOX_LABELS.exists() else None, help="hand-labelled boxes CSV (default: %(default)s)")
+    _data_dir_arg(detector)
+    detector.set_defaults(handler=_run_train_detector)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    parser = argparse.ArgumentParser(prog="finprint-training")
+    add_training_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    args.handler(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""`finprint train` on a ~200-photo subset (a real, small, time-budgeted run), resume,
+export to ONNX checked against torch, and evaluation with both baselines."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+pytestmark = [pytest.mark.train, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def trained(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
+    from finprint.training.cli import main
+
+    out = tmp_path_factory.mktemp("smoke")
+    start = time.monotonic()
+    main(["train", "--config", "smoke", "--minutes", "0.4", "--out", str(out), "--data-dir", str(photos), "--cache-dir", str(out / "cache")])
+    return out, time.monotonic() - start
+
+
+def test_train_on_200_photos_within_two_minutes(trained: tuple[Path, float]) -> None:
+    out, seconds = trained
+    assert seconds < 120
+    records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert records and records[-1]["minutes"] <= 0.4 + 0.1
+    assert {r["size"] for r in records} == {96, 128}  # the progressive-resize schedule ran
+    assert (out / "final.pt").exists()
+
+
+def test_resume_continues_from_the_checkpoint(trained: tuple[Path, float], photos: Path) -> None:
+    import torch
+
+    from finprint.training.cli import main
+
+    out, _ = trained
+    before = torch.load(out / "last.pt", weights_only=False)
+    main(["train", "--config", "smoke", "--minutes", "0.5", "--resume", "--out", str(out), "--data-dir", str(photos), "--cache-dir", str(out / "cache")])
+    after = torch.load(out / "last.pt", weights_only=False)
+    assert after["step"] > before["step"]
+    assert before["elapsed"] < after["elapsed"] < 0.5 * 60 + 10
+
+
+def test_export_matches_torch_and_keeps_the_contract(trained: tuple[Path, float], tmp_path: Path) -> None:
+    import onnx
+    import onnxruntime as ort
+
+    from finprint.training.export import export_embedder
+
+    out, _ = trained
+    diffs = export_embedder(out / "final.pt", tmp_path)
+    assert max(diffs.values()) < 1e-4
+    model_dir = tmp_path / "finprint_embedder"
+    onnx_path = model_dir / "1" / "model.onnx"
+    assert not list(onnx_path.parent.glob("*.data"))  # one self-contained file
+    onnx.checker.check_model(str(onnx_path))
+    info = json.loads((model_dir / "finprint.json").read_text())
+    assert info["species"] == ["north_atlantic_right_whale", "not_cetacean"]
+    assert info["embedding_dim"] == 512
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    size = info["input_size"]
+    images = np.random.default_rng(1).integers(0, 256, (5, size, size, 3), dtype=np.uint8)
+    embedding, species = session.run(["embedding", "species_probs"], {"images": images})
+    assert embedding.shape == (5, 512) and species.shape == (5, 2)
+    np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(species.sum(axis=1), 1.0, atol=1e-5)
+    config = (model_dir / "config.pbtxt").read_text()
+    for expected in ('backend: "onnxruntime"', "max_batch_size", "dynamic_batching", "instance_group", "TYPE_UINT8"):
+        assert expected in config
+
+
+def test_evaluate_writes_reports_with_both_baselines(trained: tuple[Path, float], photos: Path, tmp_path: Path) -> None:
+    from finprint.training.cli import main
+
+    out, _ = trained
+    main(["evaluate", "--checkpoint", str(out / "final.pt"), "--out", str(tmp_path), "--data-dir", str(photos)])
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert set(report["reid"]) == {"finprint", "imagenet_lite0_frozen", "raw_pixels_32_grey"}
+    metrics = report["reid"]["finprint"]["by_species"]["north_atlantic_right_whale"]
+    assert 0.0 <= metrics["map5"] <= 1.0 and metrics["new_queries"] > 0
+    assert "field_negatives" in report["species"]["rejection"]
+    for name in ("report.md", "cmc.png", "threshold_curve.png", "confusion.png"):
+        assert (tmp_path / name).stat().st_size > 0
