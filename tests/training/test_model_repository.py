@@ -11,9 +11,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
-
-ort = pytest.importorskip("onnxruntime")
 
 REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
 BOXES = Path(__file__).resolve().parent / "detector_boxes.csv"

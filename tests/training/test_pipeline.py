@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
 pytestmark = [pytest.mark.train, pytest.mark.slow]
 
 
