@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from finprint.http import ServiceClient
-from finprint.problems import Problem
 
 
 class CatalogClient:
@@ -42,9 +41,3 @@ class CatalogClient:
         response = await self.client.request(method, path, **kwargs)
         return None if response.status_code == 204 else response.json()
 
-
-def not_found_as(problem: Problem, what: str, ident: str) -> Problem:
-    """A peer's 404 in the public vocabulary (catalogue codes, not internal ids)."""
-    if problem.status == 404:
-        return Problem(404, f"{what} {ident} was not found.", slug="not-found")
-    return problem
