@@ -538,7 +538,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--nprobe", type=int, default=None, help="IVF lists probed (default: the matcher's setting)"
     )
-    parser.add_argument("--nlist", type=int, default=None, help="IVF lists (default: about 4*sqrt(n))")
+    parser.add_argument("--nlist", type=int, default=None, help="IVF lists (default: the matcher's setting, about 2*sqrt(n))")
     parser.add_argument(
         "--approximate-min-size",
         type=int,
