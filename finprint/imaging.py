@@ -75,6 +75,8 @@ class ModelInput:
     info: ImageInfo
     reduced_by: int
     """The JPEG DCT scale the photo was decoded at (1 = full size)."""
+    region: Box
+    """The part of the upright photo the pixels show: the box asked for, less any letterbox bars."""
 
 
 _DESCRIBED = {
@@ -222,12 +224,20 @@ def read_image_info(data: bytes, limits: ImageLimits) -> ImageInfo:
 
 
 def load_model_input(
-    data: bytes, size: int, limits: ImageLimits, box: Box | None = None, *, reduced_decoding: bool = True
+    data: bytes,
+    size: int,
+    limits: ImageLimits,
+    box: Box | None = None,
+    *,
+    reduced_decoding: bool = True,
+    trim_letterbox: bool = False,
 ) -> ModelInput:
     """Decode ``data`` into a uint8 RGB ``[size, size, 3]`` model input.
 
     ``box`` crops a region first (pixels of the upright photo); without it the whole photo is
-    used. ``reduced_decoding=False`` decodes JPEGs at full size (for comparisons only).
+    used. ``trim_letterbox`` then drops uniform white bars around the region, as the models that
+    ask for it were trained (:func:`letterbox_content`). ``reduced_decoding=False`` decodes JPEGs
+    at full size (for comparisons only).
     """
     image, fmt = _open(data, limits)
     with image:
@@ -242,11 +252,22 @@ def load_model_input(
         rgb = upright if upright.mode == "RGB" else upright.convert("RGB")
         # After DCT scaling the decoded photo is smaller than the header said: scale the box.
         scale_x, scale_y = rgb.width / info.width, rgb.height / info.height
+        if trim_letterbox:
+            region = _without_letterbox(rgb, region, scale_x, scale_y)
         x0, y0, x1, y1 = region
         resized = rgb.resize(
             (size, size), Image.Resampling.BILINEAR, box=(x0 * scale_x, y0 * scale_y, x1 * scale_x, y1 * scale_y)
         )
-        return ModelInput(np.asarray(resized, dtype=np.uint8), info, reduced_by)
+        return ModelInput(np.asarray(resized, dtype=np.uint8), info, reduced_by, region)
+
+
+def _without_letterbox(rgb: Image.Image, region: Box, scale_x: float, scale_y: float) -> Box:
+    """``region`` (upright-photo pixels) less the letterbox bars found in the decoded pixels."""
+    x0, y0, x1, y1 = region
+    decoded = (round(x0 * scale_x), round(y0 * scale_y), round(x1 * scale_x), round(y1 * scale_y))
+    whole = decoded == (0, 0, rgb.width, rgb.height)
+    cx0, cy0, cx1, cy1 = letterbox_content(rgb if whole else rgb.crop(decoded))
+    return (x0 + cx0 / scale_x, y0 + cy0 / scale_y, x0 + cx1 / scale_x, y0 + cy1 / scale_y)
 
 
 def _draft(image: Image.Image, region: Box, size: int) -> int:
@@ -275,3 +296,41 @@ def _checked_box(box: Box, info: ImageInfo) -> Box:
             "(x0 < x1 and y0 < y1, in pixels of the upright photo)."
         )
     return (x0, y0, x1, y1)
+
+
+# A letterbox bar is near-white: fewer than this share of its pixels are darker than the level.
+_BAR_LEVEL = 240
+_BAR_DARK_SHARE = 0.02
+_MIN_CONTENT_SHARE = 0.15
+
+
+def letterbox_content(image: Image.Image) -> tuple[int, int, int, int]:
+    """Pixel bounds (x0, y0, x1, y1) of a photo inside uniform white letterbox bars, if any.
+
+    Photo-ID archives (Kaggle's humpback flukes among them) pad wide photos onto white
+    squares; trimmed, a fluke fills the model input instead of a third of it. Bars come in
+    centred pairs, so a direction is trimmed only when both its edges have bars of about the
+    same size: a bright sky along one edge of a real photo is kept, and so is a photo that
+    would keep less than 15% of its area.
+    """
+    small = image.convert("L")
+    small.thumbnail((128, 128))
+    dark = np.asarray(small) < _BAR_LEVEL
+    content_rows = np.nonzero(dark.mean(axis=1) > _BAR_DARK_SHARE)[0]
+    content_cols = np.nonzero(dark.mean(axis=0) > _BAR_DARK_SHARE)[0]
+    whole = (0, 0, image.width, image.height)
+    if len(content_rows) == 0 or len(content_cols) == 0:
+        return whole
+    y0, y1 = _paired_bars(content_rows, dark.shape[0])
+    x0, x1 = _paired_bars(content_cols, dark.shape[1])
+    if (x1 - x0) * (y1 - y0) < _MIN_CONTENT_SHARE * dark.size:
+        return whole
+    sx, sy = image.width / dark.shape[1], image.height / dark.shape[0]
+    return (int(x0 * sx), int(y0 * sy), min(image.width, int(np.ceil(x1 * sx))), min(image.height, int(np.ceil(y1 * sy))))
+
+
+def _paired_bars(content: np.ndarray, length: int) -> tuple[int, int]:
+    """The content span along one axis of the thumbnail, trimmed only for a centred pair of bars."""
+    before, after = int(content[0]), length - 1 - int(content[-1])
+    paired = min(before, after) >= 2 and abs(before - after) <= 3 + 0.25 * max(before, after)
+    return (before, length - after) if paired else (0, length)

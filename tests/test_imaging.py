@@ -224,3 +224,39 @@ def test_real_photo_decodes_reduced(shared_data: Path) -> None:
     with Image.open(path) as image:
         assert (model_input.info.width, model_input.info.height) == image.size
     assert model_input.reduced_by > 1
+
+
+def _letterboxed(photo: Image.Image, side: int) -> Image.Image:
+    """``photo`` centred on a white square, as Kaggle's humpback flukes are."""
+    square = Image.new("RGB", (side, side), "white")
+    square.paste(photo, (0, (side - photo.height) // 2))
+    return square
+
+
+def test_letterbox_bars_are_trimmed_for_models_trained_that_way() -> None:
+    photo = _gradient(600, 240).point(lambda v: v // 2)  # darker than the bars everywhere
+    data = _encode(_letterboxed(photo, 600), "PNG")
+    trimmed = load_model_input(data, SIZE, LIMITS, trim_letterbox=True)
+    x0, y0, x1, y1 = trimmed.region
+    assert abs(x0) <= 5 and abs(y0 - 180) <= 6 and abs(x1 - 600) <= 5 and abs(y1 - 420) <= 6
+    assert trimmed.pixels.min(axis=2).max() < 240  # no white bar row is left in the input
+    kept = load_model_input(data, SIZE, LIMITS)  # models without the flag see the bars
+    assert kept.region == (0.0, 0.0, 600.0, 600.0)
+    assert (kept.pixels[0] > 250).all()
+
+
+def test_trimming_works_inside_a_box_and_on_reduced_jpeg_decoding() -> None:
+    photo = _gradient(1200, 480).point(lambda v: v // 2)
+    canvas = Image.new("RGB", (3000, 2000), (40, 90, 40))
+    canvas.paste(_letterboxed(photo, 1200), (1000, 400))
+    data = _encode(canvas, "JPEG", quality=95)
+    model_input = load_model_input(data, SIZE, LIMITS, box=(1000, 400, 2200, 1600), trim_letterbox=True)
+    assert model_input.reduced_by > 1
+    x0, y0, x1, y1 = model_input.region
+    assert abs(x0 - 1000) <= 12 and abs(y0 - 760) <= 12 and abs(x1 - 2200) <= 12 and abs(y1 - 1240) <= 12
+
+
+def test_a_real_photo_with_a_white_sky_is_not_trimmed() -> None:
+    photo = Image.new("RGB", (400, 300), (30, 60, 90))
+    photo.paste(Image.new("RGB", (400, 90), "white"), (0, 0))  # overexposed sky along the top only
+    assert load_model_input(_encode(photo, "PNG"), SIZE, LIMITS, trim_letterbox=True).region == (0.0, 0.0, 400.0, 300.0)

@@ -16,11 +16,17 @@ DEFAULT_CACHE = Path.home() / ".cache" / "finprint" / "images"
 DEFAULT_BOX_LABELS = Path(__file__).resolve().parents[2] / "tests" / "training" / "detector_boxes.csv"
 
 
+def _log_progress() -> None:
+    """Training runs for hours: say what it does on stderr (a no-op when logging is set up)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+
 def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, default=None, help="dataset folders (default: $FINPRINT_DATA_DIR or ../shared/data)")
 
 
 def _run_train(args: argparse.Namespace) -> None:
+    _log_progress()
     from finprint.training.config import load_config
     from finprint.training.train import train
 
@@ -32,18 +38,21 @@ def _run_train(args: argparse.Namespace) -> None:
 
 
 def _run_evaluate(args: argparse.Namespace) -> None:
+    _log_progress()
     from finprint.training.evaluate import evaluate_checkpoint
 
     evaluate_checkpoint(args.checkpoint, args.out, data_dir=args.data_dir, baselines=not args.no_baselines)
 
 
 def _run_export(args: argparse.Namespace) -> None:
+    _log_progress()
     from finprint.training.export import export_embedder
 
     export_embedder(args.checkpoint, args.repository, report_path=args.report, max_batch_size=args.max_batch_size)
 
 
 def _run_train_detector(args: argparse.Namespace) -> None:
+    _log_progress()
     from finprint.training.detector import train_detector
 
     train_detector(args.out, data_dir=args.data_dir, repository=args.repository, seed=args.seed, box_labels=args.box_labels, embedder_checkpoint=args.embedder_checkpoint)
@@ -59,21 +68,21 @@ def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--out", type=Path, default=None, help="run folder (default: runs/<config name>)")
     train.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="decoded-photo cache (default: %(default)s)")
     _data_dir_arg(train)
-    train.set_defaults(handler=_run_train)
+    train.set_defaults(func=_run_train)
 
     evaluate = subparsers.add_parser("evaluate", help="MAP@5, top-k, species and rejection metrics vs baselines")
     evaluate.add_argument("--checkpoint", type=Path, required=True)
     evaluate.add_argument("--out", type=Path, required=True, help="folder for report.json, report.md and plots")
     evaluate.add_argument("--no-baselines", action="store_true", help="skip the frozen-ImageNet and raw-pixel baselines")
     _data_dir_arg(evaluate)
-    evaluate.set_defaults(handler=_run_evaluate)
+    evaluate.set_defaults(func=_run_evaluate)
 
     export = subparsers.add_parser("export", help="write the embedder as a Triton/onnxruntime model")
     export.add_argument("--checkpoint", type=Path, required=True)
     export.add_argument("--repository", type=Path, default=Path("model_repository"))
     export.add_argument("--report", type=Path, default=None, help="report.json of `evaluate` (metrics, threshold)")
     export.add_argument("--max-batch-size", type=int, default=32)
-    export.set_defaults(handler=_run_export)
+    export.set_defaults(func=_run_export)
 
     detector = subparsers.add_parser("train-detector", help="train, evaluate and export the detector heads")
     detector.add_argument("--out", type=Path, required=True, help="folder for features, report and plots")
@@ -82,15 +91,14 @@ def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
     detector.add_argument("--embedder-checkpoint", type=Path, default=None, help="use this embedder's fine-tuned backbone instead of ImageNet's")
     detector.add_argument("--box-labels", type=Path, default=DEFAULT_BOX_LABELS if DEFAULT_BOX_LABELS.exists() else None, help="hand-labelled boxes CSV (default: %(default)s)")
     _data_dir_arg(detector)
-    detector.set_defaults(handler=_run_train_detector)
+    detector.set_defaults(func=_run_train_detector)
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     parser = argparse.ArgumentParser(prog="finprint-training")
     add_training_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
-    args.handler(args)
+    args.func(args)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,15 @@ class TrainConfig:
     # [[start_fraction, image_size], ...]: progressive resizing by fraction of the time budget
     image_sizes: list[list[float]] = field(default_factory=lambda: [[0.0, 160]])
     cache_size: int = 224  # photos are decoded once at this size; crops are taken from it
+    # Uniform white letterbox bars trimmed before resizing (the exported model says so in its
+    # finprint.json and the services do the same): a letterboxed fluke then fills the input.
+    trim_letterbox: bool = False
+    # Backbone BatchNorms kept in eval mode (their affine parameters still train). Needed for a
+    # warm start from an exported ONNX file, whose BatchNorms are folded into the convolutions.
+    freeze_batchnorm: bool = False
+    # "random" (Xavier) or "class_means": each ArcFace centre starts at the mean embedding of its
+    # identity's photos, so a warm-started network does not have to relearn its classifier.
+    arcface_init: str = "random"
     batch_size: int = 32
     minutes: float = 30.0
     lr_backbone: float = 4e-4

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from finprint.imaging import letterbox_content
+
 NOT_CETACEAN = "not_cetacean"
 
 
@@ -176,32 +178,6 @@ def split_by_individual(samples: list[Sample], cfg: SplitConfig) -> Split:
     return Split(train=train, val=val, test=test, negatives_val=neg_val, negatives_test=neg_test)
 
 
-def letterbox_content(image: Image.Image, level: int = 240) -> tuple[int, int, int, int]:
-    """Pixel bounds (x0, y0, x1, y1) inside uniform white letterbox bars, if any.
-
-    Several folders were letterboxed onto white squares; a detector trained on them learns
-    that white bars mean "whale". Trimming them makes training match real, unpadded photos.
-    """
-    small = image.convert("L")
-    small.thumbnail((128, 128))
-    grey = np.asarray(small)
-    content_rows = np.nonzero((grey < level).mean(axis=1) > 0.02)[0]
-    content_cols = np.nonzero((grey < level).mean(axis=0) > 0.02)[0]
-    if len(content_rows) == 0 or len(content_cols) == 0:
-        return (0, 0, image.width, image.height)
-    sy, sx = image.height / grey.shape[0], image.width / grey.shape[1]
-    box = (
-        int(content_cols[0] * sx),
-        int(content_rows[0] * sy),
-        int(np.ceil((content_cols[-1] + 1) * sx)),
-        int(np.ceil((content_rows[-1] + 1) * sy)),
-    )
-    # Only trim real bars: keep the whole photo unless at least half of it remains.
-    if (box[2] - box[0]) * (box[3] - box[1]) < 0.5 * image.width * image.height:
-        return (0, 0, image.width, image.height)
-    return box
-
-
 def read_image(path: Path, size: int, trim_letterbox: bool = False) -> np.ndarray:
     """Decode one photo as RGB uint8 [size, size, 3], resized without letterboxing.
 
@@ -236,14 +212,15 @@ def read_images(paths: list[Path], size: int, workers: int = 2, trim_letterbox: 
     return out
 
 
-def _folder_cache(folder: Path, size: int, cache_dir: Path) -> tuple[np.ndarray, dict[str, int]]:
+def _folder_cache(folder: Path, size: int, cache_dir: Path, trim_letterbox: bool) -> tuple[np.ndarray, dict[str, int]]:
     """All photos of one dataset folder decoded once into ``cache_dir`` (memory-mapped)."""
     names = [s.path.name for s in load_labels(folder)]
     index = {name: i for i, name in enumerate(names)}
     digest = hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:8]
-    cache_file = cache_dir / f"{folder.name}_{digest}_{size}px_{len(names)}.npy"
+    trimmed = "_trimmed" if trim_letterbox else ""
+    cache_file = cache_dir / f"{folder.name}_{digest}_{size}px{trimmed}_{len(names)}.npy"
     if not cache_file.exists():
-        images = read_images([folder / "images" / n for n in names], size)
+        images = read_images([folder / "images" / n for n in names], size, trim_letterbox=trim_letterbox)
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = cache_file.with_suffix(".tmp.npy")
         np.save(tmp, images)
@@ -251,20 +228,22 @@ def _folder_cache(folder: Path, size: int, cache_dir: Path) -> tuple[np.ndarray,
     return np.load(cache_file, mmap_mode="r"), index
 
 
-def load_images(samples: list[Sample], size: int, cache_dir: Path | None = None) -> np.ndarray:
+def load_images(
+    samples: list[Sample], size: int, cache_dir: Path | None = None, trim_letterbox: bool = False
+) -> np.ndarray:
     """Images of ``samples`` as uint8 [N, size, size, 3].
 
     With ``cache_dir``, each dataset folder is decoded once, whole, and memoised on disk, so
     a training run, its evaluation and the detector share the decoding work.
     """
     if cache_dir is None:
-        return read_images([s.path for s in samples], size)
+        return read_images([s.path for s in samples], size, trim_letterbox=trim_letterbox)
     out = np.empty((len(samples), size, size, 3), np.uint8)
     by_folder: dict[Path, list[int]] = defaultdict(list)
     for i, sample in enumerate(samples):
         by_folder[sample.path.parent.parent].append(i)
     for folder, positions in by_folder.items():
-        cached, index = _folder_cache(folder, size, cache_dir)
+        cached, index = _folder_cache(folder, size, cache_dir, trim_letterbox)
         rows = [index[samples[i].path.name] for i in positions]
         out[positions] = cached[rows]
     return out

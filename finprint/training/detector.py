@@ -292,6 +292,7 @@ def train_detector(
         "version": "1",
         "input_size": INPUT_SIZE,
         "input": "uint8 RGB [N,H,W,3], the whole photo resized to input_size x input_size (no letterbox; uniform white letterbox bars trimmed first)",
+        "trim_letterbox": True,
         "backbone": f"efficientnet-lite0, {'fine-tuned finprint_embedder' if embedder_checkpoint else 'frozen ImageNet'} weights",
         "views": VIEWS,
         "cetacean_threshold": threshold,

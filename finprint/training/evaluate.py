@@ -48,7 +48,9 @@ def _batched(fn: Callable[[torch.Tensor], torch.Tensor], images: np.ndarray, bat
         return torch.cat([fn(torch.from_numpy(np.ascontiguousarray(images[i : i + batch]))) for i in range(0, len(images), batch)]).numpy()
 
 
-def finprint_embedder(model: ExportedEmbedder, size: int) -> tuple[Embedder, Callable[[list[Sample]], np.ndarray]]:
+def finprint_embedder(
+    model: ExportedEmbedder, size: int, trim_letterbox: bool = False
+) -> tuple[Embedder, Callable[[list[Sample]], np.ndarray]]:
     """(embeddings, species probabilities) functions of the trained model; each photo is
     run once and both outputs are memoised."""
     model.eval()
@@ -56,7 +58,7 @@ def finprint_embedder(model: ExportedEmbedder, size: int) -> tuple[Embedder, Cal
 
     def run(samples: list[Sample]) -> None:
         todo = list(dict.fromkeys(s.path for s in samples if s.path not in memo))
-        images = read_images(todo, size)
+        images = read_images(todo, size, trim_letterbox=trim_letterbox)
         with torch.no_grad():
             for i in range(0, len(todo), 64):
                 embedding, probs = model(torch.from_numpy(images[i : i + 64]))
@@ -70,7 +72,7 @@ def finprint_embedder(model: ExportedEmbedder, size: int) -> tuple[Embedder, Cal
     return (lambda samples: output(samples, 0)), (lambda samples: output(samples, 1))
 
 
-def imagenet_embedder(size: int = 224) -> Embedder:
+def imagenet_embedder(size: int = 224, trim_letterbox: bool = False) -> Embedder:
     """Baseline: average-pooled features of the frozen ImageNet EfficientNet-Lite0."""
     backbone = build_backbone("efficientnet-lite0").eval()
 
@@ -78,14 +80,14 @@ def imagenet_embedder(size: int = 224) -> Embedder:
         fmap = backbone.extract_features(normalise_pixels(x.permute(0, 3, 1, 2).float()))
         return F.normalize(fmap.mean(dim=(2, 3)), dim=1)
 
-    return lambda samples: _batched(features, read_images([s.path for s in samples], size))
+    return lambda samples: _batched(features, read_images([s.path for s in samples], size, trim_letterbox=trim_letterbox))
 
 
-def raw_pixel_embedder(size: int = 32) -> Embedder:
+def raw_pixel_embedder(size: int = 32, trim_letterbox: bool = False) -> Embedder:
     """Baseline, non-learned: 32x32 grey pixels, centred and L2-normalised."""
 
     def embed(samples: list[Sample]) -> np.ndarray:
-        grey = read_images([s.path for s in samples], size).astype(np.float32).mean(axis=3).reshape(len(samples), -1)
+        grey = read_images([s.path for s in samples], size, trim_letterbox=trim_letterbox).astype(np.float32).mean(axis=3).reshape(len(samples), -1)
         grey -= grey.mean(axis=1, keepdims=True)
         return grey / (np.linalg.norm(grey, axis=1, keepdims=True) + 1e-6)
 
@@ -282,16 +284,18 @@ def evaluate_checkpoint(
     """Evaluate a training checkpoint on its own run's split; write report.{json,md} and plots.
 
     Photos are decoded at each model's own input size straight from the files, as the
-    services will see them (no training cache).
+    services will see them (no training cache); the baselines get the same photos (letterbox
+    bars trimmed when the model's were).
     """
     net, meta = load_embedder_checkpoint(checkpoint)
     cfg = config_from_dict(meta["config"])
     split = prepare_split(cfg, data_dir or default_data_dir())
-    embed, species_probs = finprint_embedder(ExportedEmbedder(net), meta["image_size"])
+    trim = cfg.trim_letterbox
+    embed, species_probs = finprint_embedder(ExportedEmbedder(net), meta["image_size"], trim)
     embedders: dict[str, Embedder] = {"finprint": embed}
     if baselines:
-        embedders["imagenet_lite0_frozen"] = imagenet_embedder()
-        embedders["raw_pixels_32_grey"] = raw_pixel_embedder()
+        embedders["imagenet_lite0_frozen"] = imagenet_embedder(trim_letterbox=trim)
+        embedders["raw_pixels_32_grey"] = raw_pixel_embedder(trim_letterbox=trim)
     reid = {}
     for name, fn in embedders.items():
         log.info("evaluating %s", name)
@@ -301,6 +305,7 @@ def evaluate_checkpoint(
     report: dict[str, Any] = {
         "checkpoint": str(checkpoint),
         "training_minutes": round(meta["elapsed"] / 60, 1),
+        "lineage": meta["lineage"],
         "image_size": meta["image_size"],
         "reid": reid,
         "species": species,

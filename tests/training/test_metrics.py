@@ -92,12 +92,21 @@ def test_confusion_and_macro_f1() -> None:
 def test_letterbox_bars_are_trimmed_and_real_photos_kept() -> None:
     from PIL import Image
 
-    from finprint.training.data import letterbox_content
+    from finprint.imaging import letterbox_content
 
     boxed = Image.new("RGB", (300, 300), "white")
     boxed.paste(Image.new("RGB", (300, 200), (30, 60, 90)), (0, 50))
     # found on a 128-px thumbnail, so exact to about 2 px
-    assert np.allclose(letterbox_content(boxed), (0, 50, 300, 250), atol=2)
+    assert np.allclose(letterbox_content(boxed), (0, 50, 300, 250), atol=3)
+    wide_fluke = Image.new("RGB", (300, 300), "white")  # a 2.5:1 photo keeps only 40% of the square
+    wide_fluke.paste(Image.new("RGB", (300, 120), (30, 60, 90)), (0, 90))
+    assert np.allclose(letterbox_content(wide_fluke), (0, 90, 300, 210), atol=3)
+    pillarbox = Image.new("RGB", (400, 200), "white")
+    pillarbox.paste(Image.new("RGB", (200, 200), (90, 60, 30)), (100, 0))
+    assert np.allclose(letterbox_content(pillarbox), (100, 0, 300, 200), atol=4)
+    white_sky = Image.new("RGB", (300, 200), "white")  # a bright sky along one edge is no bar
+    white_sky.paste(Image.new("RGB", (300, 120), (30, 60, 90)), (0, 80))
+    assert letterbox_content(white_sky) == (0, 0, 300, 200)
     dark = Image.new("RGB", (320, 180), (20, 40, 60))
     assert letterbox_content(dark) == (0, 0, 320, 180)
     mostly_white = Image.new("RGB", (300, 300), "white")  # a tiny dark spot is not a photo

@@ -66,7 +66,7 @@ def test_detector_contract() -> None:
 def _content(path: Path) -> tuple[float, float, float, float]:
     from PIL import Image
 
-    from finprint.training.data import letterbox_content
+    from finprint.imaging import letterbox_content
 
     with Image.open(path) as image:
         x0, y0, x1, y1 = letterbox_content(image)

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.train, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def trained(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, float]:
-    from finprint.training.cli import main
+    from finprint.cli import main  # the `finprint` command itself
 
     out = tmp_path_factory.mktemp("smoke")
     start = time.monotonic()
@@ -85,3 +85,53 @@ def test_evaluate_writes_reports_with_both_baselines(trained: tuple[Path, float]
     assert "field_negatives" in report["species"]["rejection"]
     for name in ("report.md", "cmc.png", "threshold_curve.png", "confusion.png"):
         assert (tmp_path / name).stat().st_size > 0
+
+
+def test_warm_start_from_an_exported_onnx_reproduces_it_and_trains_on(
+    trained: tuple[Path, float], photos: Path, tmp_path: Path
+) -> None:
+    """The shipped model is one option away from being trained further: its ONNX file (BatchNorms
+    folded) loads into the training network exactly, and a run started from it records where from."""
+    import onnxruntime as ort
+    import torch
+
+    from finprint.cli import main
+    from finprint.training.export import export_embedder
+    from finprint.training.model import ExportedEmbedder, FinprintNet
+    from finprint.training.warm_start import load_exported_embedder
+
+    out, _ = trained
+    export_embedder(out / "final.pt", tmp_path / "repo")
+    onnx_path = tmp_path / "repo" / "finprint_embedder" / "1" / "model.onnx"
+    net = FinprintNet("efficientnet-lite0", 2, 512, pretrained=False)
+    load_exported_embedder(net, onnx_path)
+    images = np.random.default_rng(2).integers(0, 256, (3, 128, 128, 3), dtype=np.uint8)
+    expected = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, {"images": images})
+    with torch.no_grad():
+        got = ExportedEmbedder(net.eval())(torch.from_numpy(images))
+    for e, g in zip(expected, got):
+        assert np.abs(e - g.numpy()).max() < 1e-4
+
+    config = tmp_path / "warm.toml"
+    smoke = (Path(__file__).resolve().parents[2] / "finprint" / "training" / "configs" / "smoke.toml").read_text()
+    config.write_text(smoke.replace('precision = "bf16"', 'precision = "bf16"\nfreeze_batchnorm = true\narcface_init = "class_means"'))
+    warm = tmp_path / "warm"
+    main(["train", "--config", str(config), "--minutes", "0.15", "--init-checkpoint", str(onnx_path), "--out", str(warm),
+          "--data-dir", str(photos), "--cache-dir", str(out / "cache")])
+    checkpoint = torch.load(warm / "final.pt", weights_only=False)
+    assert checkpoint["step"] > 0
+    assert [run["from"] for run in checkpoint["lineage"]] == [str(onnx_path)]
+    # BatchNorms stayed frozen: the folded identity statistics are untouched
+    assert torch.allclose(checkpoint["model"]["backbone._bn0.running_mean"], torch.zeros(32))
+
+
+def test_a_warm_start_from_onnx_refuses_trainable_batchnorm(trained: tuple[Path, float], photos: Path, tmp_path: Path) -> None:
+    from finprint.cli import main
+    from finprint.training.export import export_embedder
+
+    out, _ = trained
+    export_embedder(out / "final.pt", tmp_path / "repo")
+    onnx_path = tmp_path / "repo" / "finprint_embedder" / "1" / "model.onnx"
+    with pytest.raises(ValueError, match="freeze_batchnorm"):
+        main(["train", "--config", "smoke", "--minutes", "0.1", "--init-checkpoint", str(onnx_path), "--out",
+              str(tmp_path / "refused"), "--data-dir", str(photos), "--cache-dir", str(out / "cache")])
