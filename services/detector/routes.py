@@ -74,13 +74,15 @@ async def detect(request: Request, runtime: Annotated[DetectorRuntime, Depends(d
     settings = runtime.settings
     limits = ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
     try:
-        model_input = await run_in_threadpool(load_model_input, data, detector.card.input_size, limits)
+        model_input = await run_in_threadpool(
+            load_model_input, data, detector.card.input_size, limits, trim_letterbox=detector.card.trim_letterbox
+        )
     except InvalidImage as problem:
         runtime.rejected.labels(problem.extensions["reason"]).inc()
         raise
     output = await runtime.infer(detector, model_input.pixels)
     info = model_input.info
-    finding = find_cetacean(output, detector.card, info.width, info.height, settings.box_margin)
+    finding = find_cetacean(output, detector.card, model_input.region, settings.box_margin)
     runtime.photos.labels("cetacean" if finding else NO_CETACEAN).inc()
     detections = [] if finding is None else [
         Detection(box=finding.box, view=finding.view, score=finding.score, view_scores=finding.view_scores)

@@ -55,10 +55,12 @@ def _bad_boxes(detail: str) -> Problem:
                    errors=[{"field": "boxes", "message": detail, "type": "value_error"}])
 
 
-async def _model_input(upload: UploadFile, box: Box | None, size: int, limits: ImageLimits, position: int) -> np.ndarray:
+async def _model_input(upload: UploadFile, box: Box | None, card: EmbedderCard, limits: ImageLimits,
+                       position: int) -> np.ndarray:
     data = await upload.read()
     try:
-        return (await run_in_threadpool(load_model_input, data, size, limits, box)).pixels
+        return (await run_in_threadpool(load_model_input, data, card.input_size, limits, box,
+                                        trim_letterbox=card.trim_letterbox)).pixels
     except Problem as problem:
         # Which part failed matters when a request carries many crops.
         problem.detail = f"images[{position}] ({upload.filename or 'unnamed'}): {problem.detail}"
@@ -102,7 +104,7 @@ async def embed(
     limits = ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
     try:
         pixels = await asyncio.gather(
-            *(_model_input(upload, box, card.input_size, limits, i) for i, (upload, box) in enumerate(zip(images, crops)))
+            *(_model_input(upload, box, card, limits, i) for i, (upload, box) in enumerate(zip(images, crops)))
         )
     except InvalidImage as problem:
         runtime.rejected.labels(problem.extensions["reason"]).inc()

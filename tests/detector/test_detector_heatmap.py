@@ -53,13 +53,15 @@ def test_flat_or_cold_heatmaps_point_nowhere_so_the_whole_photo_is_used() -> Non
 
 
 def test_pixel_boxes_round_outwards_and_are_never_empty() -> None:
-    assert RelativeBox(0.1, 0.2, 0.5, 0.6).to_pixels(1001, 333) == (100, 66, 501, 200)
-    assert RelativeBox(0.5, 0.5, 0.5, 0.5).to_pixels(10, 10) == (5, 5, 6, 6)
+    assert RelativeBox(0.1, 0.2, 0.5, 0.6).to_pixels((0, 0, 1001, 333)) == (100, 66, 501, 200)
+    assert RelativeBox(0.5, 0.5, 0.5, 0.5).to_pixels((0, 0, 10, 10)) == (5, 5, 6, 6)
+    # a region inside the photo (letterbox bars trimmed): fractions of the region, offset by it
+    assert RelativeBox(0.0, 0.5, 1.0, 1.0).to_pixels((0, 90, 300, 210)) == (0, 150, 300, 210)
 
 
 def test_a_cetacean_gets_a_box_in_image_pixels_and_the_top_view() -> None:
     output = DetectorOutput(0.9, np.array([0.1, 0.7, 0.15, 0.05]), _blob((64, 64), slice(0, 32), slice(32, 64)))
-    finding = find_cetacean(output, CARD, width=4000, height=3000, margin=0.0)
+    finding = find_cetacean(output, CARD, (0, 0, 4000, 3000), margin=0.0)
     assert finding is not None
     assert finding.box == (2000, 0, 4000, 1500)
     assert finding.view == "dorsal_fin"
@@ -69,7 +71,7 @@ def test_a_cetacean_gets_a_box_in_image_pixels_and_the_top_view() -> None:
 
 def test_below_the_cetacean_threshold_there_is_no_finding() -> None:
     output = DetectorOutput(0.49, np.array([0.7, 0.1, 0.1, 0.1]), _blob((64, 64), slice(0, 32), slice(0, 32)))
-    assert find_cetacean(output, CARD, width=100, height=100, margin=0.05) is None
+    assert find_cetacean(output, CARD, (0, 0, 100, 100), margin=0.05) is None
 
 
 def test_heatmap_must_be_two_dimensional() -> None:

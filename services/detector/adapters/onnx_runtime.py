@@ -20,6 +20,7 @@ def load_card(path: Path) -> DetectorCard:
         views=tuple(raw["views"]),
         cetacean_threshold=float(raw["cetacean_threshold"]),
         heatmap_box_threshold=float(raw["heatmap_box_threshold"]),
+        trim_letterbox=bool(raw.get("trim_letterbox", False)),
     )
 
 

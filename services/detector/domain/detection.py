@@ -17,6 +17,8 @@ class DetectorCard:
     views: tuple[str, ...]
     cetacean_threshold: float
     heatmap_box_threshold: float
+    trim_letterbox: bool = False
+    """The model was trained on photos with uniform white letterbox bars trimmed."""
 
 
 @dataclass(frozen=True)
@@ -36,11 +38,14 @@ class Finding:
     view_scores: dict[str, float]
 
 
-def find_cetacean(output: DetectorOutput, card: DetectorCard, width: int, height: int, margin: float) -> Finding | None:
-    """The animal in a ``width`` x ``height`` photo, or None when the model says there is none."""
+def find_cetacean(
+    output: DetectorOutput, card: DetectorCard, region: tuple[float, float, float, float], margin: float
+) -> Finding | None:
+    """The animal in the ``region`` (x0, y0, x1, y1 pixels of the photo) the model saw, or None
+    when the model says there is none."""
     if output.cetacean_prob < card.cetacean_threshold:
         return None
-    box = box_from_heatmap(output.heatmap, card.heatmap_box_threshold, margin).to_pixels(width, height)
+    box = box_from_heatmap(output.heatmap, card.heatmap_box_threshold, margin).to_pixels(region)
     view_scores = {view: float(p) for view, p in zip(card.views, output.view_probs)}
     view = max(view_scores, key=view_scores.__getitem__)
     return Finding(box=box, view=view, score=float(output.cetacean_prob), view_scores=view_scores)

@@ -1,7 +1,7 @@
 """From the detector's class-activation heatmap to a box around the animal.
 
-The heatmap covers the whole photo (the model sees it stretched to a square), so a cell's
-position as a fraction of the heatmap is the same fraction of the photo's width and height.
+The heatmap covers what the model saw (the photo, less any letterbox bars, stretched to a
+square), so a cell's position as a fraction of the heatmap is the same fraction of that region.
 """
 
 from __future__ import annotations
@@ -30,10 +30,13 @@ class RelativeBox:
         dx, dy = (self.x1 - self.x0) * margin, (self.y1 - self.y0) * margin
         return RelativeBox(max(0.0, self.x0 - dx), max(0.0, self.y0 - dy), min(1.0, self.x1 + dx), min(1.0, self.y1 + dy))
 
-    def to_pixels(self, width: int, height: int) -> tuple[int, int, int, int]:
-        """Integer pixel box, rounded outwards, never empty."""
-        x0, y0 = int(np.floor(self.x0 * width)), int(np.floor(self.y0 * height))
-        x1, y1 = int(np.ceil(self.x1 * width)), int(np.ceil(self.y1 * height))
+    def to_pixels(self, region: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+        """Integer pixel box inside ``region`` (x0, y0, x1, y1 of the photo the fractions are
+        of), rounded outwards, never empty."""
+        left, top, right, bottom = region
+        width, height = right - left, bottom - top
+        x0, y0 = int(np.floor(left + self.x0 * width)), int(np.floor(top + self.y0 * height))
+        x1, y1 = int(np.ceil(left + self.x1 * width)), int(np.ceil(top + self.y1 * height))
         return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
 
 

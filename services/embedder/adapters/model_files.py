@@ -14,4 +14,5 @@ def load_card(path: Path) -> EmbedderCard:
         input_size=int(raw["input_size"]),
         species=tuple(raw["species"]),
         embedding_dim=int(raw.get("embedding_dim", 512)),
+        trim_letterbox=bool(raw.get("trim_letterbox", False)),
     )

@@ -21,6 +21,8 @@ class EmbedderCard:
     input_size: int
     species: tuple[str, ...]
     embedding_dim: int
+    trim_letterbox: bool = False
+    """The model was trained on photos with uniform white letterbox bars trimmed."""
 
 
 class EmbeddingBackend(Protocol):
