@@ -4,7 +4,7 @@
     python -m bench --full                   # the large sizes of the issues (hours on 2 cores)
     python -m bench --only e2e matcher       # some of them; the others' sections come from the
                                              # newest earlier results of the same mode, marked so
-    python -m bench --output docs/performance.md --torch-checkpoint /path/last.pt
+    python -m bench --output docs/performance.md --torch-checkpoint runs/x/final.pt
 
 Each benchmark runs as its own subprocess with ``--json`` into ``bench/results/<date>/`` (ignored
 by git), with a time limit; a benchmark that fails or runs out of time leaves its section saying
@@ -343,6 +343,13 @@ EMBEDDER_ROWS = (
 )
 
 
+def repo_relative(path: str) -> str:
+    try:
+        return str(Path(path).relative_to(REPO))
+    except ValueError:
+        return path
+
+
 def embedder_section(data: dict, targets: list[Target], full: bool) -> str:
     rows = []
     for label, key in EMBEDDER_ROWS:
@@ -404,11 +411,12 @@ def embedder_section(data: dict, targets: list[Target], full: bool) -> str:
         ""
         if torch == "ok"
         else (
-            f"\n\nPyTorch eager column: {torch} (give the checkpoint the ONNX was exported from with "
-            "`python -m bench --torch-checkpoint PATH` or `FINPRINT_BENCH_TORCH_CHECKPOINT`; it runs under "
-            "/work/trainenv's interpreter, which has torch)."
+            f"\n\nPyTorch eager column: {torch} (it needs the `train` extra, which `make test` and "
+            "`make bench` install)."
         )
     )
+    if data.get("torch_weights"):
+        torch_note += f"\n\nPyTorch eager weights: `{repo_relative(str(data['torch_weights']))}` in the training network."
     if "torch_vs_onnx_max_abs_diff" in data:
         torch_note += f" PyTorch vs ONNX embedding max abs diff: {data['torch_vs_onnx_max_abs_diff']:.2g}."
     return (
@@ -982,8 +990,8 @@ def main() -> None:
         "--torch-checkpoint",
         type=Path,
         default=os.environ.get("FINPRINT_BENCH_TORCH_CHECKPOINT") or None,
-        help="the embedder checkpoint for the PyTorch eager column "
-        "(default: $FINPRINT_BENCH_TORCH_CHECKPOINT; without it that column is skipped)",
+        help="a training checkpoint for the PyTorch eager column "
+        "(default: $FINPRINT_BENCH_TORCH_CHECKPOINT, else the served ONNX file's own weights)",
     )
     args = parser.parse_args()
     started = datetime.now(UTC)

@@ -5,11 +5,13 @@
 - service in process: the same app reached through ``httpx.ASGITransport`` (no sockets);
 - onnxruntime, raw: ``InferenceSession.run`` on the already decoded arrays, with the service's
   session options; and the same with the decoding done in line (what the service also does);
-- PyTorch eager (the seeds' way to serve) on the checkpoint's weights, in the training
-  environment's interpreter (torch is not a serving dependency); skipped if torch is missing.
+- PyTorch eager (the seeds' way to serve) on the same weights: the ONNX file's, loaded into the
+  training network (``finprint.training.warm_start``), or a training checkpoint's. It runs in a
+  worker process under an interpreter with the ``train`` extra (this one by default; torch is
+  not a serving dependency); skipped, saying why, if torch is missing.
 
     .venv/bin/python bench/bench_embedder.py [--count 64] [--rounds 3] [--threads 2] \\
-        [--torch-checkpoint runs/lite0/last.pt] [--torch-python /work/trainenv/bin/python] [--json out.json]
+        [--torch-checkpoint runs/lite0/final.pt] [--torch-python .venv/bin/python] [--json out.json]
 
 The columns take turns, one pass each per round, so that the shared machine's other load falls
 on all of them alike; each figure is the best of ``--rounds`` passes (the least disturbed one).
@@ -39,7 +41,7 @@ if TYPE_CHECKING:  # the torch worker runs under the training interpreter, which
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CROPS = REPO.parent / "shared" / "data" / "kaggle_humpback2019" / "images"
-DEFAULT_TORCH_PYTHON = Path("/work/trainenv/bin/python")
+DEFAULT_TORCH_PYTHON = Path(sys.executable)
 BATCHES = (1, 32)
 CONCURRENT_CLIENTS = 32
 
@@ -90,7 +92,7 @@ def parts(crops: list[bytes]) -> list[tuple[str, tuple[str, bytes, str]]]:
 
 
 def onnxruntime_passes(onnx_path: Path, arrays: np.ndarray, crops: list[bytes], size: int,
-                       threads: int) -> dict[str, Pass]:
+                       threads: int, trim_letterbox: bool) -> dict[str, Pass]:
     import onnxruntime as ort
 
     from finprint.imaging import ImageLimits, load_model_input
@@ -109,7 +111,8 @@ def onnxruntime_passes(onnx_path: Path, arrays: np.ndarray, crops: list[bytes], 
 
         def with_decoding(batch: int = batch) -> int:
             for group in chunks(crops, batch):
-                pixels = np.stack([load_model_input(c, size, limits).pixels for c in group])
+                pixels = np.stack([load_model_input(c, size, limits, trim_letterbox=trim_letterbox).pixels
+                                   for c in group])
                 session.run(outputs, {"images": pixels})
             return len(crops)
 
@@ -208,13 +211,15 @@ async def service_over_http(env: dict[str, str], log_dir: Path) -> AsyncIterator
 
 
 @asynccontextmanager
-async def torch_worker_process(torch_python: Path, checkpoint: Path, arrays: np.ndarray, reference: np.ndarray,
+async def torch_worker_process(torch_python: Path, weights: Path, arrays: np.ndarray, reference: np.ndarray,
                                threads: int, workdir: Path) -> AsyncIterator[tuple[dict[str, Pass], dict[str, object]]]:
-    """A long-lived worker under the training interpreter, asked for one timed pass at a time."""
+    """A long-lived worker under the training interpreter, asked for one timed pass at a time.
+
+    ``weights``: a training checkpoint (.pt) or the served ONNX file itself."""
     np.save(workdir / "arrays.npy", arrays)
     np.save(workdir / "reference.npy", reference)
     process = await asyncio.create_subprocess_exec(
-        str(torch_python), __file__, "--torch-worker", str(workdir), "--torch-checkpoint", str(checkpoint),
+        str(torch_python), __file__, "--torch-worker", str(workdir), "--torch-checkpoint", str(weights),
         "--threads", str(threads), cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
@@ -242,20 +247,32 @@ async def torch_worker_process(torch_python: Path, checkpoint: Path, arrays: np.
         await process.wait()
 
 
-def torch_worker(workdir: Path, checkpoint: Path, threads: int) -> None:
-    """Runs under the training interpreter: the checkpoint's network, eager, on the same arrays.
+def torch_network(weights: Path):
+    """The training network with the weights of a checkpoint (.pt) or of an exported ONNX file."""
+    from finprint.training.export import load_embedder_checkpoint
+    from finprint.training.model import FinprintNet
+    from finprint.training.warm_start import load_exported_embedder
+
+    if weights.suffix != ".onnx":
+        return load_embedder_checkpoint(weights)[0]
+    card = json.loads((weights.parent.parent / "finprint.json").read_text())
+    net = FinprintNet(card["backbone"], len(card["species"]), card["embedding_dim"], pretrained=False)
+    load_exported_embedder(net, weights)
+    return net.eval()
+
+
+def torch_worker(workdir: Path, weights: Path, threads: int) -> None:
+    """Runs under the training interpreter: the same network, eager, on the same arrays.
 
     Says first how far its outputs are from the ONNX file's, then answers each batch size read
     from stdin with the images/s of one pass.
     """
     import torch
 
-    from finprint.training.export import load_embedder_checkpoint
     from finprint.training.model import ExportedEmbedder
 
     torch.set_num_threads(threads)
-    net, _meta = load_embedder_checkpoint(checkpoint)
-    model = ExportedEmbedder(net).eval()
+    model = ExportedEmbedder(torch_network(weights)).eval()
     arrays = torch.from_numpy(np.load(workdir / "arrays.npy"))
     reference = np.load(workdir / "reference.npy")
     with torch.inference_mode():
@@ -320,7 +337,7 @@ async def measure_all(args: argparse.Namespace, onnx_path: Path, size: int, crop
     async with AsyncExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-embedder-")))
         if "onnxruntime" not in args.skip:
-            passes |= onnxruntime_passes(onnx_path, arrays, crops, size, args.threads)
+            passes |= onnxruntime_passes(onnx_path, arrays, crops, size, args.threads, args.trim_letterbox)
         if "http" not in args.skip:
             client = await stack.enter_async_context(service_over_http(env, workdir))
             passes |= client_passes(client, crops, "service_http")
@@ -328,27 +345,26 @@ async def measure_all(args: argparse.Namespace, onnx_path: Path, size: int, crop
             client = await stack.enter_async_context(service_in_process(env))
             passes |= client_passes(client, crops, "service_in_process")
         if "torch" not in args.skip:
-            results["torch"] = torch_status(args.torch_python, args.torch_checkpoint)
+            results["torch"] = torch_status(args.torch_python)
             if results["torch"] == "ok":
                 import onnxruntime as ort
 
+                weights = args.torch_checkpoint or onnx_path
+                results["torch_weights"] = str(weights)
                 reference = ort.InferenceSession(str(onnx_path)).run(["embedding"], {"images": arrays[:8]})[0]
                 torch_passes, info = await stack.enter_async_context(
-                    torch_worker_process(args.torch_python, args.torch_checkpoint, arrays, reference, args.threads,
-                                         workdir))
+                    torch_worker_process(args.torch_python, weights, arrays, reference, args.threads, workdir))
                 passes |= torch_passes
                 results |= info
         results |= await run_round_robin(passes, args.rounds)
     return results
 
 
-def torch_status(torch_python: Path, checkpoint: Path | None) -> str:
+def torch_status(torch_python: Path) -> str:
     if not torch_python.exists():
         return f"not installed ({torch_python} missing)"
-    if checkpoint is None:
-        return "skipped: no --torch-checkpoint given"
-    probe = subprocess.run([str(torch_python), "-c", "import torch"], capture_output=True)
-    return "ok" if probe.returncode == 0 else "not installed"
+    probe = subprocess.run([str(torch_python), "-c", "import torch, efficientnet_lite_pytorch"], capture_output=True)
+    return "ok" if probe.returncode == 0 else f"not installed (no torch in {torch_python}: pip install -e '.[train]')"
 
 
 def main() -> None:
@@ -359,7 +375,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads for every column")
     parser.add_argument("--torch-python", type=Path, default=DEFAULT_TORCH_PYTHON)
-    parser.add_argument("--torch-checkpoint", type=Path, default=None, help="the checkpoint the ONNX was exported from")
+    parser.add_argument("--torch-checkpoint", type=Path, default=None,
+                        help="a training checkpoint for the PyTorch column (default: the ONNX file's own weights)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["http", "in_process", "onnxruntime", "torch"])
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--torch-worker", type=Path, default=None, help=argparse.SUPPRESS)
@@ -375,11 +392,13 @@ def main() -> None:
     files = locate_model(args.model_repository, "finprint_embedder", "")
     card = load_card(files.card)
     crops = [p.read_bytes() for p in sorted(args.crops.iterdir())[: args.count]]
-    arrays = np.stack([load_model_input(c, card.input_size, ImageLimits()).pixels for c in crops])
+    arrays = np.stack([load_model_input(c, card.input_size, ImageLimits(), trim_letterbox=card.trim_letterbox).pixels
+                       for c in crops])
     results: dict[str, object] = {
         "model": f"finprint_embedder:{files.version}", "input_size": card.input_size, "threads": args.threads,
         "images": len(crops), "rounds": args.rounds, "cpu_cores": os.cpu_count(),
     }
+    args.trim_letterbox = card.trim_letterbox
     env = service_env(args.model_repository, args.threads)
     results |= asyncio.run(measure_all(args, files.onnx, card.input_size, crops, arrays, env))
     ratios(results)
