@@ -335,8 +335,9 @@ def preprocess_section(data: dict, targets: list[Target], full: bool) -> str:
 
 
 EMBEDDER_ROWS = (
-    ("service over HTTP (uvicorn, loopback)", "service_http"),
-    ("service in process (ASGI)", "service_in_process"),
+    ("service over HTTP (uvicorn, loopback), JPEG crops", "service_http"),
+    ("service over HTTP, decoded pixels (`/v1/embed/pixels`)", "service_http_pixels"),
+    ("service in process (ASGI), JPEG crops", "service_in_process"),
     ("onnxruntime raw (decoded arrays) — the peer", "onnxruntime"),
     ("onnxruntime raw + decoding in line", "onnxruntime_decode"),
     ("PyTorch eager, same weights", "torch_eager"),
@@ -348,6 +349,30 @@ def repo_relative(path: str) -> str:
         return str(Path(path).relative_to(REPO))
     except ValueError:
         return path
+
+
+def best_service_rate(data: dict, prefix: str) -> tuple[str, float] | None:
+    """The better of a service's batch-32 columns (sequential, or two requests in flight)."""
+    rates = [(key, data[key]) for key in (f"{prefix}_b32", f"{prefix}_b32x2") if isinstance(data.get(key), float)]
+    return max(rates, key=lambda kv: kv[1], default=None)
+
+
+def service_overhead_target(data: dict) -> Target:
+    """Issue 4's service-vs-raw target, like for like: decoded pixels in both (the service's
+    pixels route); the JPEG route against raw onnxruntime decoding the same crops in line."""
+    goal = "embedder service within 15% of raw onnxruntime at batch 32"
+    raw, raw_decoding = data.get("onnxruntime_b32"), data.get("onnxruntime_decode_b32")
+    pixels, photos = best_service_rate(data, "service_http_pixels"), best_service_rate(data, "service_http")
+    if not (pixels and isinstance(raw, float)):
+        return Target(4, goal, "not measured", None)
+    share = pixels[1] / raw
+    measured = (f"{share:.2f} x raw, both on decoded pixels ({pixels[1]:.1f} vs {raw:.1f} images/s; "
+                f"column `{pixels[0].removeprefix('service_http_')}`)")
+    if photos and isinstance(raw_decoding, float):
+        measured += (f"; JPEG crops, which the service decodes: {photos[1] / raw_decoding:.2f} x raw onnxruntime "
+                     f"decoding the same crops in line, {photos[1] / raw:.2f} x raw on arrays")
+    reason = "" if share >= 0.85 else "HTTP, batching and the JSON answer cost more than 15% on these cores"
+    return Target(4, goal, measured, share >= 0.85, reason)
 
 
 def embedder_section(data: dict, targets: list[Target], full: bool) -> str:
@@ -363,33 +388,7 @@ def embedder_section(data: dict, targets: list[Target], full: bool) -> str:
                 data.get(f"{key}_b32x2") if service else None,
             ]
         )
-    raw = data.get("onnxruntime_b32")
-    candidates = {k: data.get(k) for k in ("service_http_b32", "service_http_b32x2")}
-    best_key = max(
-        (k for k, v in candidates.items() if isinstance(v, float)), key=lambda k: candidates[k], default=None
-    )
-    if best_key and isinstance(raw, float):
-        share = candidates[best_key] / raw
-        decoding = data.get("onnxruntime_decode_b32")
-        reason = "the service decodes the JPEG crops, raw onnxruntime gets decoded arrays" + (
-            f" (raw onnxruntime with the decoding in line: {decoding:.1f} images/s)"
-            if isinstance(decoding, float)
-            else ""
-        )
-        targets.append(
-            Target(
-                4,
-                "embedder service within 15% of raw onnxruntime at batch 32",
-                f"{share:.2f} x raw ({candidates[best_key]:.1f} vs {raw:.1f} images/s; "
-                f"service column `{best_key.removeprefix('service_http_')}`)",
-                share >= 0.85,
-                "" if share >= 0.85 else reason,
-            )
-        )
-    else:
-        targets.append(
-            Target(4, "embedder service within 15% of raw onnxruntime at batch 32", "not measured", None)
-        )
+    targets.append(service_overhead_target(data))
     ratios = [
         [key.removeprefix("ratio_"), f"{value:.3g}"]
         for key, value in data.items()

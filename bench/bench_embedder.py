@@ -1,7 +1,9 @@
 """Embedder throughput, side by side in one run on the same crops (images/s, batch 1 and 32):
 
 - service over HTTP: ``finprint serve embedder`` (uvicorn) on loopback, the crops sent as JPEG
-  multipart parts, decoded, batched and embedded by the service, answered as JSON;
+  multipart parts, decoded, batched and embedded by the service, answered as JSON; and the same
+  service sent the decoded arrays as one ``.npy`` body (``/v1/embed/pixels``, Triton's contract),
+  which does the raw column's work plus HTTP, batching and the JSON answer;
 - service in process: the same app reached through ``httpx.ASGITransport`` (no sockets);
 - onnxruntime, raw: ``InferenceSession.run`` on the already decoded arrays, with the service's
   session options; and the same with the decoding done in line (what the service also does);
@@ -133,7 +135,22 @@ def service_env(model_repository: Path, threads: int) -> dict[str, str]:
     }
 
 
-def client_passes(client, crops: list[bytes], prefix: str) -> dict[str, Pass]:
+Post = Callable[["httpx.AsyncClient", list], Awaitable["httpx.Response"]]
+"""Sends one request's worth of inputs to the embedder."""
+
+
+async def post_photos(client: httpx.AsyncClient, crops: list[bytes]) -> httpx.Response:
+    return await client.post("/v1/embed", files=parts(crops))
+
+
+async def post_pixels(client: httpx.AsyncClient, rows: list[np.ndarray]) -> httpx.Response:
+    from finprint.schemas.pixels import PIXELS_MEDIA_TYPE, encode_pixels
+
+    return await client.post("/v1/embed/pixels", content=encode_pixels(np.stack(rows)),
+                             headers={"content-type": PIXELS_MEDIA_TYPE})
+
+
+def client_passes(client, items: list, post: Post, prefix: str) -> dict[str, Pass]:
     def check(response) -> None:
         if response.status_code != 200:
             raise RuntimeError(f"the embedder answered {response.status_code}: {response.text[:300]}")
@@ -141,9 +158,9 @@ def client_passes(client, crops: list[bytes], prefix: str) -> dict[str, Pass]:
     passes: dict[str, Pass] = {}
     for batch in BATCHES:
         async def sequential(batch: int = batch) -> int:
-            for group in chunks(crops, batch):
-                check(await client.post("/v1/embed", files=parts(group)))
-            return len(crops)
+            for group in chunks(items, batch):
+                check(await post(client, group))
+            return len(items)
 
         passes[f"{prefix}_b{batch}"] = timed_async(sequential)
 
@@ -151,12 +168,12 @@ def client_passes(client, crops: list[bytes], prefix: str) -> dict[str, Pass]:
         async def run() -> int:
             gate = asyncio.Semaphore(clients)
 
-            async def one(group: list[bytes]) -> None:
+            async def one(group: list) -> None:
                 async with gate:
-                    check(await client.post("/v1/embed", files=parts(group)))
+                    check(await post(client, group))
 
-            await asyncio.gather(*(one(group) for group in chunks(crops, batch)))
-            return len(crops)
+            await asyncio.gather(*(one(group) for group in chunks(items, batch)))
+            return len(items)
 
         return timed_async(run)
 
@@ -297,6 +314,7 @@ def report(results: dict[str, object]) -> None:
 
     rows = [
         ("service over HTTP (uvicorn, loopback)", "service_http"),
+        ("service over HTTP, decoded pixels (.npy)", "service_http_pixels"),
         ("service in process (ASGI)", "service_in_process"),
         ("onnxruntime raw (decoded arrays)", "onnxruntime"),
         ("onnxruntime raw + decoding in line", "onnxruntime_decode"),
@@ -323,9 +341,11 @@ def ratios(results: dict[str, object]) -> None:
             results[f"ratio_{a}_over_{b}"] = results[a] / results[b]  # type: ignore[operator]
 
     ratio("service_http_b32x2", "onnxruntime_b32")
+    ratio("service_http_pixels_b32x2", "onnxruntime_b32")
     for batch in BATCHES:
         ratio(f"service_http_b{batch}", f"onnxruntime_b{batch}")
         ratio(f"service_http_b{batch}", f"onnxruntime_decode_b{batch}")
+        ratio(f"service_http_pixels_b{batch}", f"onnxruntime_b{batch}")
         ratio(f"service_in_process_b{batch}", f"onnxruntime_b{batch}")
         ratio(f"onnxruntime_b{batch}", f"torch_eager_b{batch}")
 
@@ -340,10 +360,11 @@ async def measure_all(args: argparse.Namespace, onnx_path: Path, size: int, crop
             passes |= onnxruntime_passes(onnx_path, arrays, crops, size, args.threads, args.trim_letterbox)
         if "http" not in args.skip:
             client = await stack.enter_async_context(service_over_http(env, workdir))
-            passes |= client_passes(client, crops, "service_http")
+            passes |= client_passes(client, crops, post_photos, "service_http")
+            passes |= client_passes(client, list(arrays), post_pixels, "service_http_pixels")
         if "in_process" not in args.skip:
             client = await stack.enter_async_context(service_in_process(env))
-            passes |= client_passes(client, crops, "service_in_process")
+            passes |= client_passes(client, crops, post_photos, "service_in_process")
         if "torch" not in args.skip:
             results["torch"] = torch_status(args.torch_python)
             if results["torch"] == "ok":

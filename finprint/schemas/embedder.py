@@ -6,7 +6,9 @@ the upright photo (as the detector returns them), to crop that region first. The
 the original photo once with the detector's box; nothing is re-encoded.
 
 Embeddings are L2-normalised and comparable only with embeddings of the same ``model`` name and
-version. ``?embedding_encoding=base64`` returns each embedding as base64 of little-endian float32
+version. ``POST /v1/embed/pixels`` takes the model inputs already decoded, as one ``.npy`` array
+(:mod:`finprint.schemas.pixels`); ``GET /v1/model`` says their size and preprocessing.
+``?embedding_encoding=base64`` returns each embedding as base64 of little-endian float32
 (:func:`finprint.schemas.embeddings.decode_vector`) instead of a list of numbers.
 """
 
@@ -34,3 +36,15 @@ class EmbedResponse(BaseModel):
     embedding_dim: int = Field(examples=[512])
     embedding_encoding: EmbeddingEncoding = "json"
     results: list[EmbedResult] = Field(description="One per image part, in the order sent.")
+
+
+class EmbedderModel(BaseModel):
+    """The served model and the inputs it takes: what a client preparing pixels needs."""
+
+    model: ModelInfo
+    input_size: int = Field(description="Inputs are uint8 RGB squares of this many pixels.", examples=[224])
+    trim_letterbox: bool = Field(
+        description="Uniform white letterbox bars are trimmed before resizing (finprint.imaging.letterbox_content)."
+    )
+    species: list[str] = Field(description="The species head's classes.")
+    embedding_dim: int = Field(examples=[512])

@@ -8,13 +8,14 @@ from typing import Annotated, Any
 
 import numpy as np
 import orjson
-from fastapi import APIRouter, Depends, File, Form, Query, Response, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from finprint.imaging import Box, ImageLimits, load_model_input
 from finprint.problems import InvalidImage, Problem
-from finprint.schemas.embedder import EmbeddingEncoding, EmbedResponse
+from finprint.schemas.embedder import EmbedderModel, EmbeddingEncoding, EmbedResponse
 from finprint.schemas.embeddings import encode_vector
+from finprint.schemas.pixels import PIXELS_MEDIA_TYPE, InvalidPixels, decode_pixels, max_pixels_body_bytes
 from services.embedder.dependencies import EmbedderRuntime, embedder_runtime
 from services.embedder.domain.model import EmbedderCard, ranked_species
 
@@ -109,13 +110,83 @@ async def embed(
     except InvalidImage as problem:
         runtime.rejected.labels(problem.extensions["reason"]).inc()
         raise
-    embeddings, probabilities = await runtime.embed(np.stack(pixels))
+    return await _embedded(runtime, card, np.stack(pixels), embedding_encoding)
+
+
+async def _embedded(runtime: EmbedderRuntime, card: EmbedderCard, pixels: np.ndarray,
+                    encoding: EmbeddingEncoding) -> Response:
+    embeddings, probabilities = await runtime.embed(pixels)
     body = {
         "model": runtime.model.model_dump(),
         "embedding_dim": int(embeddings.shape[1]),
-        "embedding_encoding": embedding_encoding,
-        "results": [_result(e, p, card, embedding_encoding) for e, p in zip(embeddings, probabilities)],
+        "embedding_encoding": encoding,
+        "results": [_result(e, p, card, encoding) for e, p in zip(embeddings, probabilities)],
     }
     # Serialised directly with orjson: through the response model and json, 32 x 512 floats take
     # 25 ms; orjson writes float32 arrays in 0.5 ms, as the shortest text that reads back exactly.
     return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+
+
+@router.get("/model", response_model=EmbedderModel, summary="The served model and the inputs it takes",
+            responses={503: _PROBLEMS[503]})
+async def served_model(runtime: Annotated[EmbedderRuntime, Depends(embedder_runtime)]) -> EmbedderModel:
+    card = await runtime.card()
+    return EmbedderModel(model=runtime.model, input_size=card.input_size, trim_letterbox=card.trim_letterbox,
+                         species=list(card.species), embedding_dim=card.embedding_dim)
+
+
+_PIXELS_BODY = {
+    "required": True,
+    "content": {PIXELS_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+    "description": "A NumPy .npy array, uint8 RGB [N, S, S, 3], S the model's `input_size` (GET /v1/model).",
+}
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with a 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise InvalidPixels(f"The body has {declared} bytes; at most {limit} fit the request limits.", status=413)
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise InvalidPixels(f"The body has more than {limit} bytes, the most the request limits allow.", status=413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@router.post(
+    "/embed/pixels",
+    response_model=EmbedResponse,
+    summary="The same results for inputs already decoded and resized by the client",
+    responses={
+        413: {"description": "The body is larger than `max_images_per_request` inputs (`invalid-pixels`)."},
+        415: {"description": f"The body is not `{PIXELS_MEDIA_TYPE}`."},
+        422: {"description": "Not a uint8 [N, S, S, 3] .npy array of the model's input size (`invalid-pixels`)."},
+        503: _PROBLEMS[503],
+    },
+    openapi_extra={"requestBody": _PIXELS_BODY},
+)
+async def embed_pixels(
+    request: Request,
+    runtime: Annotated[EmbedderRuntime, Depends(embedder_runtime)],
+    embedding_encoding: Annotated[
+        EmbeddingEncoding, Query(description="`base64`: each embedding as base64 of little-endian float32.")
+    ] = "json",
+) -> Response:
+    """What Triton takes: the model inputs as uint8 pixels (decoded, cropped, letterbox bars trimmed
+    and resized as `finprint.imaging.load_model_input` does), so nothing is decoded here."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != PIXELS_MEDIA_TYPE:
+        raise Problem(415, f"Send the inputs as a {PIXELS_MEDIA_TYPE} body; got {content_type or 'no Content-Type'}.")
+    card = await runtime.card()
+    max_images = runtime.settings.max_images_per_request
+    try:
+        body = await _bounded_body(request, max_pixels_body_bytes(card.input_size, max_images))
+        pixels = decode_pixels(body, card.input_size, max_images)
+    except InvalidPixels:
+        runtime.rejected.labels("invalid-pixels").inc()
+        raise
+    return await _embedded(runtime, card, pixels, embedding_encoding)

@@ -31,7 +31,7 @@ class EmbedderSettings(ServiceSettings, OnnxModelSettings):
     batch_timeout_ms: float = Field(
         2.0, ge=0, description="onnxruntime backend: how long a batch waits for more requests before it runs."
     )
-    max_images_per_request: int = Field(64, ge=1, description="Most image parts in one /v1/embed request.")
+    max_images_per_request: int = Field(64, ge=1, description="Most images in one /v1/embed or /v1/embed/pixels request.")
     max_image_bytes: int = Field(25 * 1024 * 1024, gt=0, description="Largest image part accepted, bytes (413).")
     max_image_pixels: int = Field(
         64_000_000, gt=0, description="Largest image part accepted, pixels, checked from the header before decoding (413)."

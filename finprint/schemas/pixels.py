@@ -1,0 +1,77 @@
+"""Decoded pixels on the wire: a batch of model inputs as one NumPy ``.npy`` body.
+
+``POST /v1/embed/pixels`` takes what Triton takes: uint8 RGB ``[N, S, S, 3]`` (S the model's
+``input_size``), already decoded, cropped and resized as :func:`finprint.imaging.load_model_input`
+does it. A client that decodes anyway (a pipeline holding the pixels, a Triton-style client)
+then pays neither a JPEG encode nor a second decode. ``.npy`` is self-describing (dtype and
+shape in a small text header), written by ``numpy.save`` in any language binding, and read
+here without pickles and without copying the pixels.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+from finprint.problems import Problem
+
+PIXELS_MEDIA_TYPE = "application/x-npy"
+# numpy.save writes a header of 128 bytes for these shapes; anything much longer is not ours.
+MAX_HEADER_BYTES = 1024
+
+
+class InvalidPixels(Problem):
+    """The body is not a uint8 [N, S, S, 3] ``.npy`` array this model accepts."""
+
+    def __init__(self, detail: str, status: int = 422) -> None:
+        super().__init__(status, detail, slug="invalid-pixels", title="Invalid pixel tensor")
+
+
+def encode_pixels(pixels: np.ndarray) -> bytes:
+    """A uint8 [N, S, S, 3] batch as a ``.npy`` body."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(pixels, dtype=np.uint8), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def max_pixels_body_bytes(size: int, max_images: int) -> int:
+    """The largest body a request of at most ``max_images`` inputs of ``size`` px can need."""
+    return MAX_HEADER_BYTES + max_images * size * size * 3
+
+
+def decode_pixels(body: bytes, size: int, max_images: int) -> np.ndarray:
+    """The uint8 [N, size, size, 3] array in a ``.npy`` body (a read-only view of ``body``).
+
+    Raises :class:`InvalidPixels` naming what is wrong: not ``.npy``, another dtype, layout or
+    shape than the model's input, more than ``max_images`` inputs, or a body whose length does
+    not match its header.
+    """
+    expected = f"uint8 [N, {size}, {size}, 3] (N from 1 to {max_images})"
+    stream = io.BytesIO(body)
+    try:
+        version = np.lib.format.read_magic(stream)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(stream, max_header_size=MAX_HEADER_BYTES)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(stream, max_header_size=MAX_HEADER_BYTES)
+        else:
+            raise InvalidPixels(f"The body is .npy format version {version}; versions 1.0 and 2.0 are read.")
+    except (ValueError, EOFError) as exc:
+        raise InvalidPixels(f"The body is not a NumPy .npy array ({exc}); expected {expected}.") from exc
+    if dtype != np.uint8:
+        raise InvalidPixels(f"The array's dtype is {dtype}; expected {expected}.")
+    if fortran_order:
+        raise InvalidPixels(f"The array is in Fortran order; expected C order, {expected}.")
+    if len(shape) != 4 or tuple(shape[1:]) != (size, size, 3):
+        raise InvalidPixels(f"The array's shape is {list(shape)}; expected {expected}.")
+    count = shape[0]
+    if not 1 <= count <= max_images:
+        raise InvalidPixels(f"The array holds {count} inputs; expected {expected}.")
+    offset = stream.tell()
+    if len(body) - offset != count * size * size * 3:
+        raise InvalidPixels(
+            f"The body has {len(body) - offset} bytes of pixels after its header; its shape {list(shape)} "
+            f"needs {count * size * size * 3}."
+        )
+    return np.frombuffer(body, dtype=np.uint8, offset=offset).reshape(shape)
