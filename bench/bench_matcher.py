@@ -105,19 +105,21 @@ def real_embeddings(folder: Path, limit: int, model_repository: Path) -> Dataset
     """Photographs of known individuals embedded by the bundled embedder; one image per individual
     with several photos is held out as a query."""
     import onnxruntime
-    from PIL import Image
 
-    meta = json.loads((model_repository / "finprint_embedder" / "finprint.json").read_text())
-    size = int(meta["input_size"])
+    from finprint.imaging import ImageLimits, load_model_input
+    from finprint.model_repository import locate_model
+
+    files = locate_model(model_repository, "finprint_embedder")
+    meta = json.loads(files.card.read_text())
+    size, trim = int(meta["input_size"]), bool(meta.get("trim_letterbox", False))
     rows = [r for r in csv.DictReader((folder / "labels.csv").open()) if r["individual_id"]][:limit]
-    session = onnxruntime.InferenceSession(
-        str(model_repository / "finprint_embedder" / "1" / "model.onnx"), providers=["CPUExecutionProvider"]
-    )
+    session = onnxruntime.InferenceSession(str(files.onnx), providers=["CPUExecutionProvider"])
     vectors = []
     for start in range(0, len(rows), 32):
         batch = np.stack(
             [
-                np.asarray(Image.open(folder / "images" / r["image"]).convert("RGB").resize((size, size)))
+                load_model_input((folder / "images" / r["image"]).read_bytes(), size, ImageLimits(),
+                                 trim_letterbox=trim).pixels
                 for r in rows[start : start + 32]
             ]
         )

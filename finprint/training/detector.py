@@ -289,7 +289,6 @@ def train_detector(
         metrics["boxes"] = box_metrics
     info = {
         "name": "finprint_detector",
-        "version": "1",
         "input_size": INPUT_SIZE,
         "input": "uint8 RGB [N,H,W,3], the whole photo resized to input_size x input_size (no letterbox; uniform white letterbox bars trimmed first)",
         "trim_letterbox": True,
@@ -314,7 +313,7 @@ def train_detector(
             TensorSpec("view_probs", "TYPE_FP32", (len(VIEWS),)),
             TensorSpec("heatmap", "TYPE_FP32", (HEATMAP_SIZE, HEATMAP_SIZE)),
         ]
-        write_model_dir(repository, "finprint_detector", detector, INPUT_SIZE, outputs, info, detector_card(info), 32)
+        write_model_dir(repository, "finprint_detector", detector, INPUT_SIZE, outputs, info, detector_card, 32)
     return info
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +108,12 @@ def triton_config(name: str, inputs: list[TensorSpec], outputs: list[TensorSpec]
     )
 
 
+def next_version(model_dir: Path) -> str:
+    """One more than the highest numbered version folder (Triton's layout), or "1"."""
+    numbers = [int(p.name) for p in model_dir.iterdir() if p.is_dir() and p.name.isdigit()] if model_dir.exists() else []
+    return str(max(numbers, default=0) + 1)
+
+
 def write_model_dir(
     repository: Path,
     name: str,
@@ -113,20 +121,30 @@ def write_model_dir(
     input_size: int,
     outputs: list[TensorSpec],
     info: dict[str, Any],
-    card: str,
+    card: Callable[[dict[str, Any]], str],
     max_batch_size: int,
 ) -> dict[str, float]:
-    """Write ``<repository>/<name>/{1/model.onnx,config.pbtxt,finprint.json,MODEL_CARD.md}``."""
+    """Write ``<repository>/<name>/{N/model.onnx,config.pbtxt,finprint.json,MODEL_CARD.md}``.
+
+    N is a new version, one above the highest there: an embedder's vectors are comparable only
+    within one version (the matcher keys its indexes on it), so new weights never reuse a number.
+    The older version folders are removed: the repository serves one version, and git keeps the
+    earlier files. ``finprint.json`` and ``MODEL_CARD.md`` describe version N.
+    """
     model_dir = repository / name
-    onnx_path = model_dir / "1" / "model.onnx"
+    version = next_version(model_dir)
+    onnx_path = model_dir / version / "model.onnx"
     export_onnx(module, input_size, [o.name for o in outputs], onnx_path)
     diffs = onnx_max_abs_diff(module, onnx_path, input_size)
-    log.info("%s: onnx vs torch max abs diff %s", name, diffs)
+    log.info("%s version %s: onnx vs torch max abs diff %s", name, version, diffs)
     inputs = [TensorSpec("images", "TYPE_UINT8", (input_size, input_size, 3))]
     (model_dir / "config.pbtxt").write_text(triton_config(name, inputs, outputs, max_batch_size))
-    info = info | {"onnx_vs_torch_max_abs_diff": diffs, "onnx_bytes": onnx_path.stat().st_size}
+    info = info | {"version": version, "onnx_vs_torch_max_abs_diff": diffs, "onnx_bytes": onnx_path.stat().st_size}
     (model_dir / "finprint.json").write_text(json.dumps(info, indent=2) + "\n")
-    (model_dir / "MODEL_CARD.md").write_text(card)
+    (model_dir / "MODEL_CARD.md").write_text(card(info))
+    for older in model_dir.iterdir():
+        if older.is_dir() and older.name.isdigit() and older.name != version:
+            shutil.rmtree(older)
     return diffs
 
 
@@ -135,7 +153,6 @@ def embedder_info(meta: dict[str, Any], report: dict[str, Any] | None, stage: st
     thresholds = (report or {}).get("thresholds", {})
     return {
         "name": "finprint_embedder",
-        "version": "1",
         "stage": stage,
         "input_size": meta["image_size"],
         "input": "uint8 RGB [N,H,W,3], the crop resized to input_size x input_size (no letterbox"
@@ -218,5 +235,6 @@ def export_embedder(
         TensorSpec("species_probs", "TYPE_FP32", (len(info["species"]),)),
     ]
     return write_model_dir(
-        repository, "finprint_embedder", ExportedEmbedder(net), info["input_size"], outputs, info, embedder_card(info, report_md), max_batch_size
+        repository, "finprint_embedder", ExportedEmbedder(net), info["input_size"], outputs, info,
+        lambda final: embedder_card(final, report_md), max_batch_size,
     )

@@ -18,8 +18,15 @@ REPOSITORY = Path(__file__).resolve().parents[2] / "model_repository"
 BOXES = Path(__file__).resolve().parent / "detector_boxes.csv"
 
 
+def version(name: str) -> str:
+    """The one version folder a shipped model has."""
+    folders = [p.name for p in (REPOSITORY / name).iterdir() if p.is_dir()]
+    assert len(folders) == 1 and folders[0].isdigit(), folders
+    return folders[0]
+
+
 def session(name: str) -> "ort.InferenceSession":
-    return ort.InferenceSession(str(REPOSITORY / name / "1" / "model.onnx"), providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(str(REPOSITORY / name / version(name) / "model.onnx"), providers=["CPUExecutionProvider"])
 
 
 def info(name: str) -> dict:
@@ -29,13 +36,13 @@ def info(name: str) -> dict:
 @pytest.mark.parametrize("name", ["finprint_embedder", "finprint_detector"])
 def test_files_are_self_contained_and_small(name: str) -> None:
     model_dir = REPOSITORY / name
-    assert sorted(p.name for p in (model_dir / "1").iterdir()) == ["model.onnx"]  # no external data
-    assert (model_dir / "1" / "model.onnx").stat().st_size < 30 * 2**20
+    assert sorted(p.name for p in (model_dir / version(name)).iterdir()) == ["model.onnx"]  # no external data
+    assert (model_dir / version(name) / "model.onnx").stat().st_size < 30 * 2**20
     config = (model_dir / "config.pbtxt").read_text()
     assert f'name: "{name}"' in config and 'backend: "onnxruntime"' in config
     assert "dynamic_batching" in config and "instance_group" in config
     assert (model_dir / "MODEL_CARD.md").read_text().strip()
-    assert info(name)["name"] == name and info(name)["version"] == "1"
+    assert info(name)["name"] == name and info(name)["version"] == version(name)
 
 
 def test_embedder_contract() -> None:

@@ -71,6 +71,20 @@ def test_export_matches_torch_and_keeps_the_contract(trained: tuple[Path, float]
     config = (model_dir / "config.pbtxt").read_text()
     for expected in ('backend: "onnxruntime"', "max_batch_size", "dynamic_batching", "instance_group", "TYPE_UINT8"):
         assert expected in config
+    assert info["version"] == "1"
+
+
+def test_new_weights_get_a_new_version_and_the_old_one_goes(trained: tuple[Path, float], tmp_path: Path) -> None:
+    """Embeddings of two exports are not comparable: the second one must not reuse version 1."""
+    from finprint.training.export import export_embedder
+
+    out, _ = trained
+    export_embedder(out / "final.pt", tmp_path)
+    export_embedder(out / "final.pt", tmp_path)
+    model_dir = tmp_path / "finprint_embedder"
+    assert sorted(p.name for p in model_dir.iterdir() if p.is_dir()) == ["2"]
+    assert json.loads((model_dir / "finprint.json").read_text())["version"] == "2"
+    assert (model_dir / "MODEL_CARD.md").read_text().startswith("# finprint_embedder, version 2")
 
 
 def test_evaluate_writes_reports_with_both_baselines(trained: tuple[Path, float], photos: Path, tmp_path: Path) -> None:
