@@ -41,14 +41,16 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     _log_progress()
     from finprint.training.evaluate import evaluate_checkpoint
 
-    evaluate_checkpoint(args.checkpoint, args.out, data_dir=args.data_dir, baselines=not args.no_baselines)
+    evaluate_checkpoint(args.checkpoint, args.out, data_dir=args.data_dir, baselines=not args.no_baselines,
+                        image_size=args.image_size)
 
 
 def _run_export(args: argparse.Namespace) -> None:
     _log_progress()
     from finprint.training.export import export_embedder
 
-    export_embedder(args.checkpoint, args.repository, report_path=args.report, max_batch_size=args.max_batch_size)
+    export_embedder(args.checkpoint, args.repository, report_path=args.report, max_batch_size=args.max_batch_size,
+                    image_size=args.image_size)
 
 
 def _run_train_detector(args: argparse.Namespace) -> None:
@@ -74,6 +76,7 @@ def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--checkpoint", type=Path, required=True)
     evaluate.add_argument("--out", type=Path, required=True, help="folder for report.json, report.md and plots")
     evaluate.add_argument("--no-baselines", action="store_true", help="skip the frozen-ImageNet and raw-pixel baselines")
+    evaluate.add_argument("--image-size", type=int, default=None, help="input size (default: the run's final size)")
     _data_dir_arg(evaluate)
     evaluate.set_defaults(func=_run_evaluate)
 
@@ -82,6 +85,8 @@ def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--repository", type=Path, default=Path("model_repository"))
     export.add_argument("--report", type=Path, default=None, help="report.json of `evaluate` (metrics, threshold)")
     export.add_argument("--max-batch-size", type=int, default=32)
+    export.add_argument("--image-size", type=int, default=None,
+                        help="input size (default: the run's final size; evaluate at the same size)")
     export.set_defaults(func=_run_export)
 
     detector = subparsers.add_parser("train-detector", help="train, evaluate and export the detector heads")

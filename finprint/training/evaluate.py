@@ -280,6 +280,7 @@ def evaluate_checkpoint(
     out_dir: Path,
     data_dir: Path | None = None,
     baselines: bool = True,
+    image_size: int | None = None,
 ) -> dict[str, Any]:
     """Evaluate a training checkpoint on its own run's split; write report.{json,md} and plots.
 
@@ -287,7 +288,7 @@ def evaluate_checkpoint(
     services will see them (no training cache); the baselines get the same photos (letterbox
     bars trimmed when the model's were).
     """
-    net, meta = load_embedder_checkpoint(checkpoint)
+    net, meta = load_embedder_checkpoint(checkpoint, image_size)
     cfg = config_from_dict(meta["config"])
     split = prepare_split(cfg, data_dir or default_data_dir())
     trim = cfg.trim_letterbox

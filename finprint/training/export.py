@@ -32,14 +32,20 @@ class TensorSpec:
     dims: tuple[int, ...]
 
 
-def load_embedder_checkpoint(path: Path) -> tuple[FinprintNet, dict[str, Any]]:
-    """The network and metadata (config, species, image size) of a training checkpoint."""
+def load_embedder_checkpoint(path: Path, image_size: int | None = None) -> tuple[FinprintNet, dict[str, Any]]:
+    """The network and metadata (config, species, image size) of a training checkpoint.
+
+    ``image_size`` serves the weights at another input size than the run ended with (the
+    network is fully convolutional up to its pooling): evaluate and export take it as an option.
+    """
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     net = FinprintNet(ckpt["backbone"], len(ckpt["species"]), ckpt["config"]["embedding_dim"], pretrained=False)
     net.load_state_dict(ckpt["model"])
     net.eval()
     meta = {k: ckpt[k] for k in ("config", "species", "backbone", "image_size", "elapsed", "step")}
     meta["lineage"] = ckpt.get("lineage", [])
+    if image_size:
+        meta["image_size"] = image_size
     return net, meta
 
 
@@ -224,9 +230,11 @@ def export_embedder(
     report_path: Path | None = None,
     max_batch_size: int = 32,
     stage: str = "trained",
+    image_size: int | None = None,
 ) -> dict[str, float]:
-    """Export a training checkpoint as ``<repository>/finprint_embedder``."""
-    net, meta = load_embedder_checkpoint(checkpoint)
+    """Export a training checkpoint as ``<repository>/finprint_embedder`` (at ``image_size`` px
+    instead of the run's final size when given)."""
+    net, meta = load_embedder_checkpoint(checkpoint, image_size)
     report = json.loads(report_path.read_text()) if report_path else None
     report_md = report_path.with_suffix(".md").read_text() if report_path and report_path.with_suffix(".md").exists() else None
     info = embedder_info(meta, report, stage)

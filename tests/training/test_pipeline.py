@@ -80,10 +80,12 @@ def test_new_weights_get_a_new_version_and_the_old_one_goes(trained: tuple[Path,
 
     out, _ = trained
     export_embedder(out / "final.pt", tmp_path)
-    export_embedder(out / "final.pt", tmp_path)
+    export_embedder(out / "final.pt", tmp_path, image_size=96)  # the same weights served at another size
     model_dir = tmp_path / "finprint_embedder"
     assert sorted(p.name for p in model_dir.iterdir() if p.is_dir()) == ["2"]
-    assert json.loads((model_dir / "finprint.json").read_text())["version"] == "2"
+    info = json.loads((model_dir / "finprint.json").read_text())
+    assert info["version"] == "2" and info["input_size"] == 96
+    assert "dims: [ 96, 96, 3 ]" in (model_dir / "config.pbtxt").read_text()
     assert (model_dir / "MODEL_CARD.md").read_text().startswith("# finprint_embedder, version 2")
 
 
