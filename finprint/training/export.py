@@ -145,7 +145,8 @@ def write_model_dir(
     log.info("%s version %s: onnx vs torch max abs diff %s", name, version, diffs)
     inputs = [TensorSpec("images", "TYPE_UINT8", (input_size, input_size, 3))]
     (model_dir / "config.pbtxt").write_text(triton_config(name, inputs, outputs, max_batch_size))
-    info = info | {"version": version, "onnx_vs_torch_max_abs_diff": diffs, "onnx_bytes": onnx_path.stat().st_size}
+    info = {"name": name, "version": version} | info | {
+        "onnx_vs_torch_max_abs_diff": diffs, "onnx_bytes": onnx_path.stat().st_size}
     (model_dir / "finprint.json").write_text(json.dumps(info, indent=2) + "\n")
     (model_dir / "MODEL_CARD.md").write_text(card(info))
     for older in model_dir.iterdir():
