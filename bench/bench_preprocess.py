@@ -1,6 +1,6 @@
 """Decode + resize throughput on real full-size photos, with and without reduced-size JPEG decoding.
 
-    .venv/bin/python bench/bench_preprocess.py [--photos DIR] [--size 192] [--rounds 3] [--json out.json]
+    .venv/bin/python bench/bench_preprocess.py [--photos DIR] [--size N] [--rounds 3] [--json out.json]
 
 Both columns run ``finprint.imaging.load_model_input`` (the services' code path) on the same bytes
 already in memory, one photo at a time on one thread; the only difference is whether libjpeg
@@ -52,13 +52,24 @@ def measure(photos: list[bytes], size: int, rounds: int) -> dict[str, float]:
     return {"images": len(photos), "reduced_images_per_s": reduced, "full_images_per_s": full, "speedup": reduced / full}
 
 
+def embedder_input_size() -> int:
+    from finprint.model_repository import locate_model
+    from finprint.paths import default_model_repository
+
+    card = json.loads(locate_model(default_model_repository(), "finprint_embedder").card.read_text())
+    return int(card["input_size"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS)
-    parser.add_argument("--size", type=int, default=192, help="model input side (the embedder's input_size)")
+    parser.add_argument("--size", type=int, default=None,
+                        help="model input side (default: the shipped embedder's input_size)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
+    if args.size is None:
+        args.size = embedder_input_size()
 
     paths = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in {".jpg", ".jpeg"})
     photos = {p: p.read_bytes() for p in paths}
