@@ -217,7 +217,10 @@ async def service_over_http(env: dict[str, str], log_dir: Path) -> AsyncIterator
     url = f"http://127.0.0.1:{port}"
     try:
         server.wait_ready(lambda: httpx.get(f"{url}/readyz").status_code == 200, 120)
-        limits = httpx.Limits(max_connections=CONCURRENT_CLIENTS)
+        # Idle connections expire before uvicorn's 5 s keep-alive closes them: a request sent on a
+        # connection the server is closing fails with a ReadError (the other columns' passes
+        # leave these connections idle for seconds).
+        limits = httpx.Limits(max_connections=CONCURRENT_CLIENTS, keepalive_expiry=1.0)
         async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
             yield client
     finally:
