@@ -109,17 +109,18 @@ def real_embeddings(folder: Path, limit: int, model_repository: Path) -> Dataset
     from finprint.imaging import ImageLimits, load_model_input
     from finprint.model_repository import locate_model
 
+    from services.embedder.adapters.model_files import load_card
+
     files = locate_model(model_repository, "finprint_embedder")
-    meta = json.loads(files.card.read_text())
-    size, trim = int(meta["input_size"]), bool(meta.get("trim_letterbox", False))
+    card = load_card(files.card)
     rows = [r for r in csv.DictReader((folder / "labels.csv").open()) if r["individual_id"]][:limit]
     session = onnxruntime.InferenceSession(str(files.onnx), providers=["CPUExecutionProvider"])
     vectors = []
     for start in range(0, len(rows), 32):
         batch = np.stack(
             [
-                load_model_input((folder / "images" / r["image"]).read_bytes(), size, ImageLimits(),
-                                 trim_letterbox=trim).pixels
+                load_model_input((folder / "images" / r["image"]).read_bytes(), card.input_size, ImageLimits(),
+                                 trim_letterbox=card.trim_letterbox).pixels
                 for r in rows[start : start + 32]
             ]
         )

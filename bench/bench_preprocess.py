@@ -55,9 +55,9 @@ def measure(photos: list[bytes], size: int, rounds: int) -> dict[str, float]:
 def embedder_input_size() -> int:
     from finprint.model_repository import locate_model
     from finprint.paths import default_model_repository
+    from services.embedder.adapters.model_files import load_card
 
-    card = json.loads(locate_model(default_model_repository(), "finprint_embedder").card.read_text())
-    return int(card["input_size"])
+    return load_card(locate_model(default_model_repository(), "finprint_embedder").card).input_size
 
 
 def main() -> None:
