@@ -4,11 +4,13 @@ Each app owns a :class:`ServiceMetrics` so that, when the five apps share one pr
 embedded default), each ``/metrics`` still shows its own service. Request count and latency are
 labelled by route template (not raw path: ids would explode the label set) and status.
 Services add their own domain metrics with :meth:`ServiceMetrics.counter` and friends.
+Every registry also carries the standard ``process_*`` metrics (CPU seconds, resident memory, open
+files) of the process serving it; in the embedded default the five apps report the same process.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 from prometheus_client import CONTENT_TYPE_LATEST as PROMETHEUS_CONTENT_TYPE
 
 __all__ = ["ServiceMetrics", "PROMETHEUS_CONTENT_TYPE"]
@@ -20,6 +22,7 @@ class ServiceMetrics:
     def __init__(self, service: str) -> None:
         self.service = service
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
         self.requests = Counter(
             "finprint_http_requests_total",
             "HTTP requests handled, by route template, method and status.",

@@ -47,3 +47,8 @@ def test_prometheus_scrapes_request_metrics_by_route_and_status(tmp_path: Path) 
             assert series[0]["metric"]["service"] == "gateway"
             missing = prometheus.query('finprint_http_requests_total{route="unmatched",status="404"}')
             assert missing and float(missing[0]["value"][1]) >= 1
+            # The process figures operations dashboards need: what the service costs in CPU and memory.
+            cpu = prometheus.query("process_cpu_seconds_total")
+            assert cpu and float(cpu[0]["value"][1]) > 0
+            memory = prometheus.query("process_resident_memory_bytes")
+            assert memory and float(memory[0]["value"][1]) > 10 * 1024 * 1024
