@@ -9,11 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
 
 FLAT_RANGE = 0.05
 """A heatmap whose values span less than this points nowhere: the box is the whole photo."""
 
-_NEIGHBOURS = tuple((dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0))
+_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
 @dataclass(frozen=True)
@@ -46,24 +47,13 @@ WHOLE_PHOTO = RelativeBox(0.0, 0.0, 1.0, 1.0)
 def largest_region(mask: np.ndarray) -> np.ndarray:
     """The largest 8-connected region of a boolean mask, as a mask (all False if the mask is).
 
-    Each cell takes the smallest label among itself and its neighbours until nothing changes;
-    the cells of one region then share its smallest label. Vectorised, so a 64x64 heatmap
-    costs a few dozen numpy passes instead of a Python loop per cell.
+    Of regions of equal size, the one reached first in raster order wins.
     """
     if not mask.any():
         return np.zeros(mask.shape, dtype=bool)
-    unlabelled = mask.size
-    labels = np.where(mask, np.arange(mask.size).reshape(mask.shape), unlabelled)
-    while True:
-        padded = np.pad(labels, 1, constant_values=unlabelled)
-        rows, cols = labels.shape
-        neighbourhood = [padded[1 + dr : 1 + dr + rows, 1 + dc : 1 + dc + cols] for dr, dc in _NEIGHBOURS]
-        spread = np.where(mask, np.minimum(labels, np.minimum.reduce(neighbourhood)), unlabelled)
-        if np.array_equal(spread, labels):
-            break
-        labels = spread
-    region_labels, sizes = np.unique(labels[mask], return_counts=True)
-    return labels == region_labels[np.argmax(sizes)]
+    labels, _ = ndimage.label(mask, structure=_EIGHT_CONNECTED)
+    sizes = np.bincount(labels.ravel())[1:]  # label 0 is the background
+    return labels == 1 + int(np.argmax(sizes))
 
 
 def box_from_heatmap(heatmap: np.ndarray, threshold: float, margin: float) -> RelativeBox:
