@@ -590,7 +590,8 @@ def ingest_section(data: list | dict, targets: list[Target], full: bool) -> str:
     )
     return (
         "Separate services on loopback, a CSV manifest of real photos (kaggle_humpback2019), `finprint worker` "
-        "processes; stage times are ms per image summed over the workers (they overlap within a batch). "
+        "processes; the detector and the embedder with one onnxruntime thread each (they share the 2 cores); "
+        "stage times are ms per image summed over the workers (they overlap within a batch). "
         "Peer: 1 worker against 2."
         + (f" 2 workers ÷ 1 worker: {x(scaling)}." if scaling else "")
         + "\n\n"
@@ -606,6 +607,7 @@ def e2e_section(data: dict, targets: list[Target], full: bool) -> str:
     if separate:
         parts.append(e2e_latency(data, separate))
         parts.append(e2e_stages(separate))
+        parts.append(e2e_cpu(separate))
         parts.append(e2e_throughput(separate))
         e2e_targets(separate, targets)
     else:
@@ -653,7 +655,9 @@ def e2e_latency(data: dict, separate: dict) -> str:
         "**Identify latency and throughput** through the gateway, the five services as separate processes "
         f"on PostgreSQL + the S3 server (SeaweedFS), all on 127.0.0.1. Gallery: {enrolment.get('photos')} real "
         f"photos of {enrolment.get('individuals')} individuals enrolled with their catalogue codes (indexed), "
-        f"at {enrolment.get('photos_per_s', 0):.1f} photos/s. Load: a fixed number of requests per level "
+        f"at {enrolment.get('photos_per_s', 0):.1f} photos/s. Model services' settings: "
+        f"{', '.join(f'`{k}={v}`' for k, v in separate.get('model_settings', {}).items()) or 'defaults'} "
+        "(the two share the 2 cores, as two pods of one CPU each would). Load: a fixed number of requests per level "
         f"(httpx, on the same cores as the services). Photos: {about}. `with animal`: answers with at least "
         "one detection (the others stop after "
         "the detector, so they are faster); `whole pipeline` percentiles are over those answers only; "
@@ -703,6 +707,57 @@ def e2e_stages(separate: dict) -> str:
         "outside its calls. At concurrency 8 the inference figures include the wait for the single inference "
         "thread, and `decode` the wait for a micro-batch.\n\n"
         + table(["photos", "concurrency", "identify ms", *STAGES], rows)
+    )
+
+
+CPU_SERVICES = ("gateway", "detector", "embedder", "matcher", "catalog")
+
+
+def _orchestration_cpu(level: dict) -> tuple[float, float]:
+    """CPU ms per identify of the gateway, the matcher and the catalog, and their share of all services'."""
+    cpu = level["cpu_ms"]
+    services = sum(cpu.get(s, 0.0) for s in CPU_SERVICES)
+    orchestration = sum(cpu.get(s, 0.0) for s in ("gateway", "matcher", "catalog"))
+    return orchestration, orchestration / services if services else 0.0
+
+
+def e2e_cpu(separate: dict) -> str:
+    levels = [lv for lv in separate["levels"] if lv.get("cpu_ms")]
+    if not levels:
+        return "**CPU per identify**: not measured in this run (its results predate the CPU figures)."
+    rows = []
+    for lv in levels:
+        cpu = lv["cpu_ms"]
+        orchestration, share = _orchestration_cpu(lv)
+        rows.append(
+            [
+                lv["photos"],
+                lv["concurrency"],
+                *[cpu.get(s) for s in (*CPU_SERVICES, "load generator", "other processes")],
+                sum(cpu.values()),
+                f"{orchestration:.1f} ({share:.0%})",
+            ]
+        )
+    return (
+        "**CPU per identify**, ms of CPU time per request by process: each service's "
+        "`process_cpu_seconds_total` (its own `/metrics`), the load generator's own CPU time, and the "
+        "rest of the machine's busy time from `/proc/stat` (`other processes`: the database, the S3 "
+        "server, other tenants of this shared machine). On 2 cores, 2,000 ms of CPU per second is all "
+        "there is, so this, not the wall time per stage, says which process limits throughput. The "
+        "detector's and the embedder's CPU includes decoding the photo: each decodes it once (compare "
+        "`crops` with `2mp`).\n\n"
+        + table(
+            [
+                "photos",
+                "concurrency",
+                *CPU_SERVICES,
+                "load generator",
+                "other processes",
+                "total",
+                "gateway + matcher + catalog (share of services)",
+            ],
+            rows,
+        )
     )
 
 
@@ -794,6 +849,14 @@ def e2e_targets(separate: dict, targets: list[Target]) -> None:
         f"the identify rate is {c8['ratio_to_raw_models']:.2f}x of that; largest stages at c=8: "
         f"{_largest_stages(c8)}"
     )
+    if c8.get("cpu_ms"):
+        cpu = c8["cpu_ms"]
+        orchestration, share = _orchestration_cpu(c8)
+        reason += (
+            f"; CPU per identify at c=8: detector {cpu.get('detector', 0):.0f} ms + embedder "
+            f"{cpu.get('embedder', 0):.0f} ms (each decodes the photo), gateway + matcher + catalog "
+            f"{orchestration:.0f} ms ({share:.0%} of the services'), of {sum(cpu.values()):.0f} ms in all on 2 cores"
+        )
     targets.append(
         Target(
             9,

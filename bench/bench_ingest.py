@@ -6,7 +6,7 @@ is a duplicate) from a CSV manifest (every third photo names its individual, whi
 with ``finprint worker --job-id`` processes doing the work. The upload (``finprint ingest
 --no-wait``) is timed apart; the rate is the job's, from the workers' start to the last one's exit.
 
-    .venv/bin/python bench/bench_ingest.py [--images 2000] [--workers 1 2] [--json out.json]
+    .venv/bin/python -m bench.bench_ingest [--images 2000] [--workers 1 2] [--json out.json]
 
 Stages, in ms per image summed over the workers (they overlap within a batch, so their sum exceeds
 the wall time per image): decode = reading the staged photo and its SHA-256; detector, embedder,
@@ -26,6 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import SHARED_CORES_MODEL_SETTINGS
 from finprint.testing.postgres import start_postgres
 from finprint.testing.system import separate_services
 
@@ -109,7 +110,8 @@ def main() -> None:
                "FINPRINT_CATALOG_OBJECT_STORE": "local", "FINPRINT_CATALOG_LOCAL_OBJECT_DIR": str(folder / "objects"),
                "FINPRINT_MATCHER_OBJECT_STORE": "local", "FINPRINT_MATCHER_LOCAL_OBJECT_DIR": str(folder / "objects"),
                **{f"FINPRINT_{s.upper()}_LOG_LEVEL": "WARNING" for s in ("catalog", "detector", "embedder",
-                                                                          "matcher", "gateway")}}
+                                                                          "matcher", "gateway")},
+               **SHARED_CORES_MODEL_SETTINGS}
         with separate_services(env, folder) as system:
             for workers in args.workers:
                 results.append(run(system.urls, url, manifest, workers, settings))
