@@ -1,8 +1,10 @@
 """The detector's HTTP contract: where the animal is in a photo, which view, or that there is none.
 
 ``POST /v1/detect`` takes the photo as the raw body (``image/jpeg``, ``image/png``,
-``image/webp``) or as the multipart field ``image``. Boxes are in pixels of the upright photo
-(EXIF orientation applied), the coordinates the embedder's ``boxes`` field takes.
+``image/webp``) or as the multipart field ``image``; ``POST /v1/detect/pixels`` takes the model
+input a client already decoded (``GET /v1/model`` says its size), with the photo's size and the
+region the pixels show. Boxes are in pixels of the upright photo (EXIF orientation applied), the
+coordinates the embedder's ``boxes`` field takes.
 """
 
 from __future__ import annotations
@@ -43,4 +45,14 @@ class DetectResponse(BaseModel):
     detections: list[Detection] = Field(description="Empty when no cetacean was found.")
     reason: Literal["no_cetacean"] | None = Field(
         None, description=f'"{NO_CETACEAN}" when ``detections`` is empty because the photo shows no cetacean.'
+    )
+
+
+class DetectorModel(BaseModel):
+    """The served model and the input it takes: what a client preparing pixels needs."""
+
+    model: ModelInfo
+    input_size: int = Field(description="The input is a uint8 RGB square of this many pixels.", examples=[256])
+    trim_letterbox: bool = Field(
+        description="Uniform white letterbox bars are trimmed before resizing (finprint.imaging.letterbox_content)."
     )

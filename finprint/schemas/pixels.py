@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+from starlette.requests import Request
 
 from finprint.problems import Problem
 
@@ -75,3 +76,27 @@ def decode_pixels(body: bytes, size: int, max_images: int) -> np.ndarray:
             f"needs {count * size * size * 3}."
         )
     return np.frombuffer(body, dtype=np.uint8, offset=offset).reshape(shape)
+
+
+async def read_pixels_request(request: Request, size: int, max_images: int) -> np.ndarray:
+    """The uint8 [N, size, size, 3] inputs of a request to a pixels route.
+
+    415 unless the body is ``.npy``; 413 (:class:`InvalidPixels`) as soon as the body passes what
+    ``max_images`` inputs can need, before the rest is read; 422 for anything :func:`decode_pixels`
+    refuses.
+    """
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != PIXELS_MEDIA_TYPE:
+        raise Problem(415, f"Send the inputs as a {PIXELS_MEDIA_TYPE} body; got {content_type or 'no Content-Type'}.")
+    limit = max_pixels_body_bytes(size, max_images)
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise InvalidPixels(f"The body has {declared} bytes; at most {limit} fit the request limits.", status=413)
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise InvalidPixels(f"The body has more than {limit} bytes, the most the request limits allow.", status=413)
+        chunks.append(chunk)
+    return decode_pixels(b"".join(chunks), size, max_images)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import math
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+import numpy as np
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from finprint.imaging import MEDIA_TYPES, ImageLimits, load_model_input
+from finprint.imaging import MEDIA_TYPES, Box, ImageLimits, load_model_input
 from finprint.problems import InvalidImage, Problem
-from finprint.schemas.detector import NO_CETACEAN, Detection, DetectResponse, ImageMetadata
+from finprint.schemas.detector import NO_CETACEAN, Detection, DetectorModel, DetectResponse, ImageMetadata
+from finprint.schemas.pixels import PIXELS_MEDIA_TYPE, InvalidPixels, read_pixels_request
+from services.detector.adapters.onnx_runtime import OnnxDetector
 from services.detector.dependencies import DetectorRuntime, detector_runtime
 from services.detector.domain.detection import find_cetacean
 
@@ -80,17 +84,95 @@ async def detect(request: Request, runtime: Annotated[DetectorRuntime, Depends(d
     except InvalidImage as problem:
         runtime.rejected.labels(problem.extensions["reason"]).inc()
         raise
-    output = await runtime.infer(detector, model_input.pixels)
     info = model_input.info
-    finding = find_cetacean(output, detector.card, model_input.region, settings.box_margin)
+    image = ImageMetadata(format=info.format, width=info.width, height=info.height)
+    return await _detected(runtime, detector, model_input.pixels, image, model_input.region)
+
+
+async def _detected(runtime: DetectorRuntime, detector: OnnxDetector, pixels: np.ndarray, image: ImageMetadata,
+                    region: Box) -> DetectResponse:
+    """Inference on one model input showing ``region`` of the photo ``image``, and the answer."""
+    output = await runtime.infer(detector, pixels)
+    finding = find_cetacean(output, detector.card, region, runtime.settings.box_margin)
     runtime.photos.labels("cetacean" if finding else NO_CETACEAN).inc()
     detections = [] if finding is None else [
         Detection(box=finding.box, view=finding.view, score=finding.score, view_scores=finding.view_scores)
     ]
     return DetectResponse(
         model=detector.info,
-        image=ImageMetadata(format=info.format, width=info.width, height=info.height),
+        image=image,
         cetacean_probability=output.cetacean_prob,
         detections=detections,
         reason=None if finding else NO_CETACEAN,
     )
+
+
+@router.get("/model", response_model=DetectorModel, summary="The served model and the input it takes",
+            responses={503: _PROBLEMS[503]})
+async def served_model(runtime: Annotated[DetectorRuntime, Depends(detector_runtime)]) -> DetectorModel:
+    detector = await runtime.loaded()
+    return DetectorModel(model=detector.info, input_size=detector.card.input_size,
+                         trim_letterbox=detector.card.trim_letterbox)
+
+
+def parse_region(text: str | None, width: int, height: int) -> Box:
+    """The ``region`` query parameter: "x0,y0,x1,y1" inside the photo, with area; the whole photo if absent."""
+    if text is None:
+        return (0.0, 0.0, float(width), float(height))
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 4 or not all(math.isfinite(v) for v in values):
+        raise _bad_region(f"`region` is four numbers x0,y0,x1,y1; got {text!r}.")
+    x0, y0, x1, y1 = values
+    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+        raise _bad_region(f"`region` {list(values)} is not a box with area inside the {width}x{height} photo.")
+    return (x0, y0, x1, y1)
+
+
+def _bad_region(detail: str) -> Problem:
+    return Problem(422, detail, slug="validation-error",
+                   errors=[{"field": "region", "message": detail, "type": "value_error"}])
+
+
+@router.post(
+    "/detect/pixels",
+    response_model=DetectResponse,
+    summary="The same answer for a photo the client already decoded into the model's input",
+    responses={
+        413: {"description": "The body is larger than one input (`invalid-pixels`)."},
+        415: {"description": f"The body is not `{PIXELS_MEDIA_TYPE}`."},
+        422: {"description": "Not a uint8 [1, S, S, 3] .npy array of the model's input size (`invalid-pixels`), "
+              "or a `region` outside the photo."},
+        503: _PROBLEMS[503],
+    },
+    openapi_extra={"requestBody": {
+        "required": True,
+        "content": {PIXELS_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        "description": "A NumPy .npy array, uint8 RGB [1, S, S, 3], S the model's `input_size` (GET /v1/model), "
+        "made as `finprint.imaging.load_model_input` makes it.",
+    }},
+)
+async def detect_pixels(
+    request: Request,
+    runtime: Annotated[DetectorRuntime, Depends(detector_runtime)],
+    width: Annotated[int, Query(gt=0, description="Width of the upright photo the pixels were made from.")],
+    height: Annotated[int, Query(gt=0, description="Height of the upright photo the pixels were made from.")],
+    image_format: Annotated[Literal["jpeg", "png", "webp"], Query(alias="format", description="The photo's format, as sniffed.")],
+    region: Annotated[str | None, Query(
+        description="x0,y0,x1,y1: the part of the photo the pixels show, in its pixels (letterbox bars "
+        "trimmed); the whole photo if absent. Boxes come back in pixels of the photo.",
+        examples=["0,120,4272,2728"],
+    )] = None,
+) -> DetectResponse:
+    """For a client that decodes the photo once for several models (the gateway): nothing is decoded here."""
+    shown = parse_region(region, width, height)
+    detector = await runtime.loaded()
+    try:
+        pixels = await read_pixels_request(request, detector.card.input_size, max_images=1)
+    except InvalidPixels:
+        runtime.rejected.labels("invalid-pixels").inc()
+        raise
+    image = ImageMetadata(format=image_format, width=width, height=height)
+    return await _detected(runtime, detector, pixels[0], image, shown)

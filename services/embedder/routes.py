@@ -15,7 +15,7 @@ from finprint.imaging import Box, ImageLimits, load_model_input
 from finprint.problems import InvalidImage, Problem
 from finprint.schemas.embedder import EmbedderModel, EmbeddingEncoding, EmbedResponse
 from finprint.schemas.embeddings import encode_vector
-from finprint.schemas.pixels import PIXELS_MEDIA_TYPE, InvalidPixels, decode_pixels, max_pixels_body_bytes
+from finprint.schemas.pixels import PIXELS_MEDIA_TYPE, InvalidPixels, read_pixels_request
 from services.embedder.dependencies import EmbedderRuntime, embedder_runtime
 from services.embedder.domain.model import EmbedderCard, ranked_species
 
@@ -142,21 +142,6 @@ _PIXELS_BODY = {
 }
 
 
-async def _bounded_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with a 413 as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise InvalidPixels(f"The body has {declared} bytes; at most {limit} fit the request limits.", status=413)
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise InvalidPixels(f"The body has more than {limit} bytes, the most the request limits allow.", status=413)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 @router.post(
     "/embed/pixels",
     response_model=EmbedResponse,
@@ -178,14 +163,9 @@ async def embed_pixels(
 ) -> Response:
     """What Triton takes: the model inputs as uint8 pixels (decoded, cropped, letterbox bars trimmed
     and resized as `finprint.imaging.load_model_input` does), so nothing is decoded here."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != PIXELS_MEDIA_TYPE:
-        raise Problem(415, f"Send the inputs as a {PIXELS_MEDIA_TYPE} body; got {content_type or 'no Content-Type'}.")
     card = await runtime.card()
-    max_images = runtime.settings.max_images_per_request
     try:
-        body = await _bounded_body(request, max_pixels_body_bytes(card.input_size, max_images))
-        pixels = decode_pixels(body, card.input_size, max_images)
+        pixels = await read_pixels_request(request, card.input_size, runtime.settings.max_images_per_request)
     except InvalidPixels:
         runtime.rejected.labels("invalid-pixels").inc()
         raise
