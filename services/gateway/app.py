@@ -30,7 +30,7 @@ def create_app(
     context = GatewayContext(
         settings=settings,
         peers=peers,
-        pipeline=Pipeline(peers.detector, peers.embedder, peers.matchers),
+        pipeline=Pipeline.for_peers(peers, settings),
         catalog=CatalogClient(peers.catalog),
         tokens=TokenIssuer(secret, settings.access_token_ttl_s, settings.refresh_token_ttl_s) if secret else None,
         limiter=RateLimiter(settings.rate_limit_storage_uri, settings.rate_limit, settings.identify_rate_limit),

@@ -69,13 +69,14 @@ async def analyse(pipeline: Pipeline, org_id: str, upload: Upload, *, known_ceta
     taken whole rather than refused (a researcher's identified photo must not be lost to a false
     negative of the detector).
     """
-    detect = await pipeline.detect(upload.data, upload.content_type)
+    decoded = await pipeline.decode(upload.data)
+    detect = await pipeline.detect(upload.data, upload.content_type, decoded)
     if not detect.detections and known_cetacean:
         detect = detect.model_copy(update={"detections": [_whole_photo(detect)], "reason": None})
     if not detect.detections:
         return Analysis(detect, None, [], [], [])
     boxes = [embedding_region(d, detect) for d in detect.detections]
-    embed, vectors = await pipeline.embed(upload.data, upload.filename, upload.content_type, boxes)
+    embed, vectors = await pipeline.embed(upload.data, upload.filename, upload.content_type, boxes, decoded)
     groups = [species_group(result.species) for result in embed.results]
     version = f"{embed.model.name}:{embed.model.version}"
     matches = await asyncio.gather(*(pipeline.search(org_id, g, version, v) for g, v in zip(groups, vectors)))

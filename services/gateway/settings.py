@@ -20,6 +20,20 @@ class GatewaySettings(ServiceSettings):
     )
     matcher_shard_count: int = Field(1, ge=1, description="Number of matcher shards (see docs/matcher.md).")
     catalog_url: str = Field("http://127.0.0.1:8004", description="Base URL of the catalog service.")
+    decode_once: bool = Field(
+        True,
+        description="Decode each photo once here and send the detector and the embedder its pixels, when the "
+        "two take the same input (their GET /v1/model); off: each service gets the photo's bytes and decodes "
+        "them itself.",
+    )
+    max_image_bytes: int = Field(
+        25 * 1024 * 1024, gt=0, description="Largest photo decoded here, bytes (413 beyond; with decode_once)."
+    )
+    max_image_pixels: int = Field(
+        64_000_000, gt=0,
+        description="Largest photo decoded here, pixels, checked from the header before decoding (413; with "
+        "decode_once).",
+    )
     jwt_secret: SecretStr | None = Field(
         None,
         description="HMAC secret signing user access and refresh tokens. Required when serving users; "

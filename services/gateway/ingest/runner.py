@@ -30,7 +30,7 @@ async def worker_from_settings(
             *(settings.matcher_url.replace("{shard}", str(n)) for n in range(settings.matcher_shard_count))]
     peers = Peers.from_settings(settings, bulk_transports(urls, settings.ingest_bulk_concurrency, transports))
     try:
-        yield Worker(settings, Pipeline(peers.detector, peers.embedder, peers.matchers), CatalogClient(peers.catalog),
+        yield Worker(settings, Pipeline.for_peers(peers, settings), CatalogClient(peers.catalog),
                      IngestQueue(peers.catalog), worker_id=worker_id, job_id=job_id)
     finally:
         await peers.aclose()

@@ -32,7 +32,7 @@ from finprint.schemas.detector import DetectResponse
 from finprint.schemas.embedder import EmbedResponse
 from finprint.schemas.matcher import QueryResult
 from services.gateway.adapters.catalog import CatalogClient
-from services.gateway.adapters.pipeline import Pipeline
+from services.gateway.adapters.pipeline import DecodedPhoto, Pipeline
 from services.gateway.adapters.uploads import Upload
 from services.gateway.ingest.manifest import ManifestRow, parse_row
 from services.gateway.ingest.queue import IngestQueue
@@ -82,17 +82,21 @@ class TimedPipeline(Pipeline):
     """The gateway's pipeline, timing each model call into the current item's StageTimes."""
 
     def __init__(self, inner: Pipeline, times: StageTimes) -> None:
-        super().__init__(inner.detector, inner.embedder, inner.matchers)
+        super().__init__(inner.detector, inner.embedder, inner.matchers, inner.shared_input)
         self.times = times
 
-    async def detect(self, image: bytes, content_type: str) -> DetectResponse:
-        with self.times.stage("detector"):
-            return await super().detect(image, content_type)
+    async def decode(self, image: bytes) -> DecodedPhoto | None:
+        with self.times.stage("decode"):
+            return await super().decode(image)
 
-    async def embed(self, image: bytes, filename: str, content_type: str,
-                    boxes: list[tuple[int, int, int, int]]) -> tuple[EmbedResponse, list[np.ndarray]]:
+    async def detect(self, image: bytes, content_type: str, decoded: DecodedPhoto | None = None) -> DetectResponse:
+        with self.times.stage("detector"):
+            return await super().detect(image, content_type, decoded)
+
+    async def embed(self, image: bytes, filename: str, content_type: str, boxes: list[tuple[int, int, int, int]],
+                    decoded: DecodedPhoto | None = None) -> tuple[EmbedResponse, list[np.ndarray]]:
         with self.times.stage("embedder"):
-            return await super().embed(image, filename, content_type, boxes)
+            return await super().embed(image, filename, content_type, boxes, decoded)
 
     async def search(self, org_id: str, species_group: str, model_version: str, vector: np.ndarray,
                      k: int = 5) -> QueryResult | None:
