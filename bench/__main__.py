@@ -699,8 +699,10 @@ def e2e_stages(separate: dict) -> str:
         )
     return (
         "**Time per stage**, ms per identify request (share of the gateway's request time), from the services' "
-        "own Prometheus metrics scraped before and after each level: `decode` = the detector's and the "
-        "embedder's request time outside model inference (upload parsing, JPEG decoding, resizing); "
+        "own Prometheus metrics scraped before and after each level: `decode` = the gateway's decoding of the "
+        "photo into the models' input (`finprint_gateway_decode_seconds`) plus the detector's and the "
+        "embedder's request time outside model inference (reading the pixels, or decoding the photo where "
+        "they get its bytes); "
         "`detector`/`embedder` = `finprint_detector_inference_seconds` / `finprint_embedder_inference_seconds` "
         "(one embedder observation per micro-batch); `matcher` = its `/v1/search` requests; `catalog` = its "
         "requests outside the matcher's change-log polling; `gateway + network` = the gateway's request time "
@@ -744,8 +746,8 @@ def e2e_cpu(separate: dict) -> str:
         "rest of the machine's busy time from `/proc/stat` (`other processes`: the database, the S3 "
         "server, other tenants of this shared machine). On 2 cores, 2,000 ms of CPU per second is all "
         "there is, so this, not the wall time per stage, says which process limits throughput. The "
-        "detector's and the embedder's CPU includes decoding the photo: each decodes it once (compare "
-        "`crops` with `2mp`).\n\n"
+        "gateway decodes each photo once and sends both models its pixels (`FINPRINT_GATEWAY_DECODE_ONCE`), so "
+        "the photo's size shows in the gateway's CPU (compare `crops` with `2mp`).\n\n"
         + table(
             [
                 "photos",
@@ -854,7 +856,7 @@ def e2e_targets(separate: dict, targets: list[Target]) -> None:
         orchestration, share = _orchestration_cpu(c8)
         reason += (
             f"; CPU per identify at c=8: detector {cpu.get('detector', 0):.0f} ms + embedder "
-            f"{cpu.get('embedder', 0):.0f} ms (each decodes the photo), gateway + matcher + catalog "
+            f"{cpu.get('embedder', 0):.0f} ms, gateway (which decodes the photo) + matcher + catalog "
             f"{orchestration:.0f} ms ({share:.0%} of the services'), of {sum(cpu.values()):.0f} ms in all on 2 cores"
         )
     targets.append(

@@ -323,19 +323,21 @@ def catalog_seconds(delta: Samples) -> float:
 def stage_times(delta: Samples, requests: int) -> tuple[dict[str, float], dict[str, float]]:
     """Milliseconds per identify request in each stage, and each stage's share of the gateway's time."""
     gateway = seconds(delta, "gateway", HTTP_LATENCY, route="/v1/identify")
-    detect = seconds(delta, "detector", HTTP_LATENCY, route="/v1/detect")
+    gateway_decode = seconds(delta, "gateway", "finprint_gateway_decode_seconds")
+    # Photos' bytes or the gateway's decoded pixels: both routes of each model service.
+    detect = sum(seconds(delta, "detector", HTTP_LATENCY, route=r) for r in ("/v1/detect", "/v1/detect/pixels"))
     detector = seconds(delta, "detector", "finprint_detector_inference_seconds")
-    embed = seconds(delta, "embedder", HTTP_LATENCY, route="/v1/embed")
+    embed = sum(seconds(delta, "embedder", HTTP_LATENCY, route=r) for r in ("/v1/embed", "/v1/embed/pixels"))
     embedder = seconds(delta, "embedder", "finprint_embedder_inference_seconds")
     matcher = seconds(delta, "matcher", HTTP_LATENCY, route="/v1/search")
     catalog = catalog_seconds(delta)
     stages = {
-        "decode": (detect - detector) + (embed - embedder),
+        "decode": gateway_decode + (detect - detector) + (embed - embedder),
         "detector": detector,
         "embedder": embedder,
         "matcher": matcher,
         "catalog": catalog,
-        "gateway + network": gateway - detect - embed - matcher - catalog,
+        "gateway + network": gateway - gateway_decode - detect - embed - matcher - catalog,
         "identify (gateway total)": gateway,
     }
     per_request = {k: v * 1000 / max(requests, 1) for k, v in stages.items()}

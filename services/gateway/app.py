@@ -9,6 +9,7 @@ import httpx
 from fastapi import FastAPI
 
 from finprint.app import create_service_app
+from finprint.metrics import ServiceMetrics
 from services.gateway.adapters.catalog import CatalogClient
 from services.gateway.adapters.peers import Peers
 from services.gateway.adapters.pipeline import Pipeline
@@ -26,11 +27,15 @@ def create_app(
 ) -> FastAPI:
     settings = settings or GatewaySettings()
     peers = Peers.from_settings(settings, transports)
+    metrics = ServiceMetrics("gateway")
+    decode_seconds = metrics.histogram(
+        "finprint_gateway_decode_seconds", "Decoding a photo into the models' input (decode_once), seconds."
+    )
     secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
     context = GatewayContext(
         settings=settings,
         peers=peers,
-        pipeline=Pipeline.for_peers(peers, settings),
+        pipeline=Pipeline.for_peers(peers, settings, decode_seconds),
         catalog=CatalogClient(peers.catalog),
         tokens=TokenIssuer(secret, settings.access_token_ttl_s, settings.refresh_token_ttl_s) if secret else None,
         limiter=RateLimiter(settings.rate_limit_storage_uri, settings.rate_limit, settings.identify_rate_limit),
@@ -54,6 +59,7 @@ def create_app(
         "`POST /v1/auth/token` (users). Errors are `application/problem+json` (RFC 9457).",
         routers=public_routers(),
         lifespan=lifespan,
+        metrics=metrics,
     )
     app.state.gateway = context
     # The gateway is ready only when all five services are: each peer's own /readyz answers 200.

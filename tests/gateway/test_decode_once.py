@@ -97,7 +97,10 @@ async def identify_everything(clients: dict[str, httpx.AsyncClient], whales: dic
         answers.append(response.json())
     detector = (await clients["detector"].get("/metrics")).text
     embedder = (await clients["embedder"].get("/metrics")).text
-    used = {"detect/pixels": pixel_requests(detector, "/v1/detect/pixels"), "detect": pixel_requests(detector, "/v1/detect"),
+    gateway_metrics = (await clients["gateway"].get("/metrics")).text
+    decoded = [float(line.rsplit(" ", 1)[1]) for line in gateway_metrics.splitlines()
+               if line.startswith("finprint_gateway_decode_seconds_count")]
+    used = {"gateway decodes": sum(decoded),"detect/pixels": pixel_requests(detector, "/v1/detect/pixels"), "detect": pixel_requests(detector, "/v1/detect"),
             "embed/pixels": pixel_requests(embedder, "/v1/embed/pixels"), "embed": pixel_requests(embedder, "/v1/embed")}
     return answers, used
 
@@ -134,6 +137,7 @@ async def test_decoding_once_gives_the_answers_each_service_gives_from_the_bytes
     # And each way took its own route: pixels when decoding once, the photo's bytes otherwise.
     assert used_once["detect/pixels"] >= len(once) and used_once["detect"] == 0
     assert used_once["embed/pixels"] > 0
+    assert used_once["gateway decodes"] >= len(once) and used_each["gateway decodes"] == 0
     assert used_each["detect/pixels"] == 0 and used_each["embed/pixels"] == 0 and used_each["detect"] >= len(each)
 
 

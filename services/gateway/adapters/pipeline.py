@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 
 import httpx
 import numpy as np
+from prometheus_client import Histogram
 from starlette.concurrency import run_in_threadpool
 
 from finprint.http import ServiceClient
@@ -56,11 +58,13 @@ class SharedInput:
     (a model with another input was rolled out), then asked again.
     """
 
-    def __init__(self, detector: ServiceClient, embedder: ServiceClient, limits: ImageLimits, enabled: bool) -> None:
+    def __init__(self, detector: ServiceClient, embedder: ServiceClient, limits: ImageLimits, enabled: bool,
+                 decode_seconds: Histogram | None = None) -> None:
         self.detector = detector
         self.embedder = embedder
         self.limits = limits
         self.enabled = enabled
+        self.decode_seconds = decode_seconds
         self._spec: ModelInputSpec | None = None
         self._known = False
         self._lock = asyncio.Lock()
@@ -102,9 +106,12 @@ class SharedInput:
         spec = await self.spec()
         if spec is None:
             return None
+        started = time.perf_counter()
         made = await run_in_threadpool(
             load_model_input, image, spec.size, self.limits, trim_letterbox=spec.trim_letterbox
         )
+        if self.decode_seconds is not None:
+            self.decode_seconds.observe(time.perf_counter() - started)
         return DecodedPhoto(made.pixels, made.info, made.region)
 
 
@@ -121,9 +128,9 @@ class Pipeline:
         self.shared_input = shared_input or SharedInput(detector, embedder, ImageLimits(), enabled=False)
 
     @classmethod
-    def for_peers(cls, peers: Peers, settings: GatewaySettings) -> Pipeline:
+    def for_peers(cls, peers: Peers, settings: GatewaySettings, decode_seconds: Histogram | None = None) -> Pipeline:
         limits = ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
-        shared = SharedInput(peers.detector, peers.embedder, limits, enabled=settings.decode_once)
+        shared = SharedInput(peers.detector, peers.embedder, limits, settings.decode_once, decode_seconds)
         return cls(peers.detector, peers.embedder, peers.matchers, shared)
 
     async def decode(self, image: bytes) -> DecodedPhoto | None:
