@@ -267,7 +267,9 @@ def _without_letterbox(rgb: Image.Image, region: Box, scale_x: float, scale_y: f
     decoded = (round(x0 * scale_x), round(y0 * scale_y), round(x1 * scale_x), round(y1 * scale_y))
     whole = decoded == (0, 0, rgb.width, rgb.height)
     cx0, cy0, cx1, cy1 = letterbox_content(rgb if whole else rgb.crop(decoded))
-    return (x0 + cx0 / scale_x, y0 + cy0 / scale_y, x0 + cx1 / scale_x, y0 + cy1 / scale_y)
+    # Back in photo pixels, rounding may put an edge a hair outside the region (1767.0000000000002).
+    return (max(x0, x0 + cx0 / scale_x), max(y0, y0 + cy0 / scale_y),
+            min(x1, x0 + cx1 / scale_x), min(y1, y0 + cy1 / scale_y))
 
 
 def _draft(image: Image.Image, region: Box, size: int) -> int:

@@ -260,3 +260,17 @@ def test_a_real_photo_with_a_white_sky_is_not_trimmed() -> None:
     photo = Image.new("RGB", (400, 300), (30, 60, 90))
     photo.paste(Image.new("RGB", (400, 90), "white"), (0, 0))  # overexposed sky along the top only
     assert load_model_input(_encode(photo, "PNG"), SIZE, LIMITS, trim_letterbox=True).region == (0.0, 0.0, 400.0, 300.0)
+
+
+def test_the_trimmed_region_never_leaves_the_photo(shared_data: Path) -> None:
+    # Scaling the decoded content back to photo pixels once gave x1 = 1767.0000000000002 for a
+    # 1767-pixel-wide photo (a curvrank fluke at 2 MP), which a strict reader of the region refused.
+    for path in sorted((shared_data / "curvrank_examples" / "images").iterdir()):
+        with Image.open(path) as image:
+            photo = image.convert("RGB")
+        scale = (2_000_000 / (photo.width * photo.height)) ** 0.5
+        two_mp = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.LANCZOS)
+        for data in (path.read_bytes(), _encode(two_mp, "JPEG", quality=90)):
+            made = load_model_input(data, SIZE, LIMITS, trim_letterbox=True)
+            x0, y0, x1, y1 = made.region
+            assert 0 <= x0 < x1 <= made.info.width and 0 <= y0 < y1 <= made.info.height, (path.name, made.region)

@@ -116,7 +116,8 @@ async def served_model(runtime: Annotated[DetectorRuntime, Depends(detector_runt
 
 
 def parse_region(text: str | None, width: int, height: int) -> Box:
-    """The ``region`` query parameter: "x0,y0,x1,y1" inside the photo, with area; the whole photo if absent."""
+    """The ``region`` query parameter, "x0,y0,x1,y1", clipped to the photo as the embedder clips its
+    boxes; the whole photo if absent. A region with no pixel inside the photo is refused."""
     if text is None:
         return (0.0, 0.0, float(width), float(height))
     try:
@@ -125,9 +126,10 @@ def parse_region(text: str | None, width: int, height: int) -> Box:
         values = ()
     if len(values) != 4 or not all(math.isfinite(v) for v in values):
         raise _bad_region(f"`region` is four numbers x0,y0,x1,y1; got {text!r}.")
-    x0, y0, x1, y1 = values
-    if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-        raise _bad_region(f"`region` {list(values)} is not a box with area inside the {width}x{height} photo.")
+    x0, y0 = max(0.0, values[0]), max(0.0, values[1])
+    x1, y1 = min(float(width), values[2]), min(float(height), values[3])
+    if x1 - x0 < 1 or y1 - y0 < 1:
+        raise _bad_region(f"`region` {list(values)} covers no pixel of the {width}x{height} photo.")
     return (x0, y0, x1, y1)
 
 

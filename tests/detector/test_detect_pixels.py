@@ -56,6 +56,21 @@ async def test_pixels_give_the_answer_the_photo_gives(detector, fluke_photos) ->
     assert boxes and all(box[1] >= 150 for box in boxes)
 
 
+async def test_a_region_a_hair_outside_the_photo_is_clipped_to_it(detector, fluke_photos) -> None:
+    model = await _model(detector)
+    made = load_model_input(fluke_photos[0].read_bytes(), model["input_size"], ImageLimits())
+    answers = []
+    for region in (f"0,0,{made.info.width},{made.info.height}", f"-0.0001,0,{made.info.width + 1e-9},{made.info.height}"):
+        response = await detector.post(
+            "/v1/detect/pixels", content=encode_pixels(made.pixels[None]),
+            headers={"content-type": PIXELS_MEDIA_TYPE},
+            params={"width": made.info.width, "height": made.info.height, "format": "jpeg", "region": region},
+        )
+        assert response.status_code == 200, response.text
+        answers.append(response.json())
+    assert answers[0] == answers[1]
+
+
 async def test_without_a_region_the_pixels_show_the_whole_photo(detector, fluke_photos) -> None:
     model = await _model(detector)
     made = load_model_input(fluke_photos[0].read_bytes(), model["input_size"], ImageLimits())
@@ -70,7 +85,7 @@ async def test_without_a_region_the_pixels_show_the_whole_photo(detector, fluke_
 @pytest.mark.parametrize(
     ("params", "status", "names"),
     [
-        ({"width": 100, "height": 80, "format": "jpeg", "region": "0,0,120,80"}, 422, "region"),
+        ({"width": 100, "height": 80, "format": "jpeg", "region": "120,0,140,80"}, 422, "region"),
         ({"width": 100, "height": 80, "format": "jpeg", "region": "10,10,10,50"}, 422, "region"),
         ({"width": 100, "height": 80, "format": "jpeg", "region": "a,b,c,d"}, 422, "region"),
         ({"width": 0, "height": 80, "format": "jpeg"}, 422, "width"),
