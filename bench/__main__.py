@@ -927,7 +927,8 @@ SECTIONS: dict[str, tuple[str, Section]] = {
 }
 
 
-def render(outcomes: list[Outcome], full: bool, started: datetime, finished: datetime) -> str:
+def render(outcomes: list[Outcome], full: bool, started: datetime, finished: datetime, *,
+           ran_nothing: bool = False) -> str:
     targets: list[Target] = []
     body = []
     for outcome in outcomes:
@@ -990,7 +991,12 @@ def render(outcomes: list[Outcome], full: bool, started: datetime, finished: dat
             "Every table puts the hot path next to its peer, measured in the same run on the same inputs. "
             "Benchmarks print figures and ratios; they assert nothing.",
             "",
-            f"- Date: {started:%Y-%m-%d %H:%M} – {finished:%H:%M} UTC",
+            (
+                f"- Date: page written {started:%Y-%m-%d %H:%M} UTC from earlier results (`--render-only`): each "
+                "section names the run its figures come from, and `code` below is the code that wrote the page"
+                if ran_nothing
+                else f"- Date: {started:%Y-%m-%d %H:%M} – {finished:%H:%M} UTC"
+            ),
             "- Mode: "
             + (
                 "full"
@@ -1084,7 +1090,7 @@ def main() -> None:
             outcomes.append(earlier_outcome(bench, args.full))
         else:
             outcomes.append(run_benchmark(bench, args.full, out_dir, extra.get(bench.name, [])))
-    page = render(outcomes, args.full, started, datetime.now(UTC))
+    page = render(outcomes, args.full, started, datetime.now(UTC), ran_nothing=args.render_only)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(page)
     (out_dir / f"run-{'full' if args.full else 'quick'}.json").write_text(
