@@ -1,7 +1,7 @@
 """Run every benchmark in bench/ and write docs/performance.md.
 
     python -m bench                          # quick sizes (a few minutes on 2 cores)
-    python -m bench --full                   # the large sizes of the issues (hours on 2 cores)
+    python -m bench --full                   # the large sizes of the issues (about 35 minutes on 2 cores)
     python -m bench --only e2e matcher       # some of them; the others' sections come from the
                                              # newest earlier results of the same mode, marked so
     python -m bench --output docs/performance.md --torch-checkpoint runs/x/final.pt
@@ -1064,7 +1064,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--full", action="store_true", help="the large sizes (hours on 2 cores)")
+    parser.add_argument("--full", action="store_true", help="the large sizes (about 35 minutes on 2 cores)")
     parser.add_argument("--only", nargs="+", choices=list(BY_NAME), default=None, help="run only these")
     parser.add_argument(
         "--render-only",
