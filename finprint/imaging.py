@@ -286,18 +286,24 @@ def _draft(image: Image.Image, region: Box, size: int) -> int:
     return round(width / image.size[0])
 
 
+def clip_box(box: Box, width: int, height: int) -> Box | None:
+    """The box clipped to a ``width`` x ``height`` photo; None when no pixel of it is inside."""
+    x0, y0 = max(0.0, float(box[0])), max(0.0, float(box[1]))
+    x1, y1 = min(float(width), float(box[2])), min(float(height), float(box[3]))
+    return None if x1 - x0 < 1 or y1 - y0 < 1 else (x0, y0, x1, y1)
+
+
 def _checked_box(box: Box, info: ImageInfo) -> Box:
     """Clip the box to the photo; a box with no area inside it is the caller's mistake."""
     if len(box) != 4 or not all(math.isfinite(v) for v in box):
         raise InvalidBox("A box is four finite numbers [x0, y0, x1, y1].")
-    x0, y0 = max(0.0, float(box[0])), max(0.0, float(box[1]))
-    x1, y1 = min(float(info.width), float(box[2])), min(float(info.height), float(box[3]))
-    if x1 - x0 < 1 or y1 - y0 < 1:
+    clipped = clip_box(box, info.width, info.height)
+    if clipped is None:
         raise InvalidBox(
             f"The box {list(box)} covers no pixel of the {info.width}x{info.height} image "
             "(x0 < x1 and y0 < y1, in pixels of the upright photo)."
         )
-    return (x0, y0, x1, y1)
+    return clipped
 
 
 # A letterbox bar is near-white: fewer than this share of its pixels are darker than the level.

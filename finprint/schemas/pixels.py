@@ -22,6 +22,20 @@ PIXELS_MEDIA_TYPE = "application/x-npy"
 MAX_HEADER_BYTES = 1024
 
 
+NOT_PIXELS_RESPONSE = {"description": f"The body is not `{PIXELS_MEDIA_TYPE}`."}
+"""The 415 of a pixels route, for its OpenAPI ``responses``."""
+
+
+def pixels_request_body(shape: str) -> dict:
+    """The OpenAPI request body of a pixels route taking uint8 RGB arrays of ``shape``."""
+    return {
+        "required": True,
+        "content": {PIXELS_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
+        "description": f"A NumPy .npy array, uint8 RGB {shape}, S the model's `input_size` (GET /v1/model), "
+        "made as `finprint.imaging.load_model_input` makes it.",
+    }
+
+
 class InvalidPixels(Problem):
     """The body is not a uint8 [N, S, S, 3] ``.npy`` array this model accepts."""
 

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from finprint.imaging import MEDIA_TYPES, Box, ImageLimits, load_model_input
+from finprint.imaging import MEDIA_TYPES, Box, ImageLimits, clip_box, load_model_input
 from finprint.problems import InvalidImage, Problem
 from finprint.schemas.detector import NO_CETACEAN, Detection, DetectorModel, DetectResponse, ImageMetadata
-from finprint.schemas.pixels import PIXELS_MEDIA_TYPE, InvalidPixels, read_pixels_request
+from finprint.schemas.pixels import NOT_PIXELS_RESPONSE, InvalidPixels, pixels_request_body, read_pixels_request
 from services.detector.adapters.onnx_runtime import OnnxDetector
 from services.detector.dependencies import DetectorRuntime, detector_runtime
 from services.detector.domain.detection import find_cetacean
@@ -126,11 +126,10 @@ def parse_region(text: str | None, width: int, height: int) -> Box:
         values = ()
     if len(values) != 4 or not all(math.isfinite(v) for v in values):
         raise _bad_region(f"`region` is four numbers x0,y0,x1,y1; got {text!r}.")
-    x0, y0 = max(0.0, values[0]), max(0.0, values[1])
-    x1, y1 = min(float(width), values[2]), min(float(height), values[3])
-    if x1 - x0 < 1 or y1 - y0 < 1:
+    clipped = clip_box(values, width, height)
+    if clipped is None:
         raise _bad_region(f"`region` {list(values)} covers no pixel of the {width}x{height} photo.")
-    return (x0, y0, x1, y1)
+    return clipped
 
 
 def _bad_region(detail: str) -> Problem:
@@ -144,17 +143,12 @@ def _bad_region(detail: str) -> Problem:
     summary="The same answer for a photo the client already decoded into the model's input",
     responses={
         413: {"description": "The body is larger than one input (`invalid-pixels`)."},
-        415: {"description": f"The body is not `{PIXELS_MEDIA_TYPE}`."},
+        415: NOT_PIXELS_RESPONSE,
         422: {"description": "Not a uint8 [1, S, S, 3] .npy array of the model's input size (`invalid-pixels`), "
               "or a `region` outside the photo."},
         503: _PROBLEMS[503],
     },
-    openapi_extra={"requestBody": {
-        "required": True,
-        "content": {PIXELS_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
-        "description": "A NumPy .npy array, uint8 RGB [1, S, S, 3], S the model's `input_size` (GET /v1/model), "
-        "made as `finprint.imaging.load_model_input` makes it.",
-    }},
+    openapi_extra={"requestBody": pixels_request_body("[1, S, S, 3]")},
 )
 async def detect_pixels(
     request: Request,

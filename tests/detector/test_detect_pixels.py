@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
-from PIL import Image
 
 from finprint.imaging import ImageLimits, load_model_input
 from finprint.schemas.pixels import PIXELS_MEDIA_TYPE, encode_pixels
-
-
-def _letterboxed(path, bar: int = 200) -> bytes:
-    """The photo with white bars above and below, as some archives store flukes."""
-    with Image.open(path) as image:
-        photo = image.convert("RGB")
-    framed = Image.new("RGB", (photo.width, photo.height + 2 * bar), "white")
-    framed.paste(photo, (0, bar))
-    buffer = io.BytesIO()
-    framed.save(buffer, "JPEG", quality=92)
-    return buffer.getvalue()
+from tests.photos import letterboxed_jpeg
 
 
 async def _model(detector) -> dict:
@@ -45,7 +32,7 @@ async def test_the_model_route_names_the_input_the_pixels_route_takes(detector) 
 
 async def test_pixels_give_the_answer_the_photo_gives(detector, fluke_photos) -> None:
     model = await _model(detector)
-    photos = [p.read_bytes() for p in fluke_photos[:3]] + [_letterboxed(fluke_photos[0])]
+    photos = [p.read_bytes() for p in fluke_photos[:3]] + [letterboxed_jpeg(fluke_photos[0], bar=200)]
     for data in photos:
         from_photo = await detector.post("/v1/detect", content=data, headers={"content-type": "image/jpeg"})
         from_pixels = await _detect_pixels(detector, data, model)

@@ -8,7 +8,6 @@ the five apps in process on a temporary data directory.
 from __future__ import annotations
 
 import csv
-import io
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -16,9 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from PIL import Image
 
 from finprint.embedded import BUILD_ORDER, build_embedded_apps, embedded_environment
+from tests.photos import letterboxed_jpeg
 
 CLIENTS = ("gateway", "catalog", "detector", "embedder")
 
@@ -60,16 +59,6 @@ def whales(shared_data: Path) -> dict[str, list[Path]]:
                 photos[row["individual_id"]].append(folder / "images" / row["image"])
     chosen = sorted(code for code, paths in photos.items() if len(paths) >= 4)[:3]
     return {code: sorted(photos[code])[:4] for code in chosen}
-
-
-def letterboxed(path: Path, bar: int = 120) -> bytes:
-    with Image.open(path) as image:
-        photo = image.convert("RGB")
-    framed = Image.new("RGB", (photo.width, photo.height + 2 * bar), "white")
-    framed.paste(photo, (0, bar))
-    buffer = io.BytesIO()
-    framed.save(buffer, "JPEG", quality=92)
-    return buffer.getvalue()
 
 
 def pixel_requests(metrics: str, route: str) -> float:
@@ -122,7 +111,7 @@ def assert_same_answer(once: dict, each: dict) -> None:
 async def test_decoding_once_gives_the_answers_each_service_gives_from_the_bytes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whales: dict[str, list[Path]], shared_data: Path) -> None:
     full_size = sorted((shared_data / "curvrank_examples" / "images").glob("fluke_*"))[:2]
-    extra = [p.read_bytes() for p in full_size] + [letterboxed(next(iter(whales.values()))[3])]
+    extra = [p.read_bytes() for p in full_size] + [letterboxed_jpeg(next(iter(whales.values()))[3], bar=120)]
     runs = {}
     for decode_once in (False, True):
         async with embedded_system(tmp_path / f"once-{decode_once}", monkeypatch, decode_once) as clients:

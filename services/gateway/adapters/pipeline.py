@@ -73,6 +73,8 @@ class SharedInput:
         """The input both models take; None when they differ, or a service cannot say."""
         if not self.enabled:
             return None
+        if self._known:
+            return self._spec
         async with self._lock:
             if not self._known:
                 self._spec = await self._ask()
