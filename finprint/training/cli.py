@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 DEFAULT_CACHE = Path.home() / ".cache" / "finprint" / "images"
@@ -39,10 +40,29 @@ def _run_train(args: argparse.Namespace) -> None:
 
 def _run_evaluate(args: argparse.Namespace) -> None:
     _log_progress()
+    if args.api:
+        _run_evaluate_api(args)
+        return
     from finprint.training.evaluate import evaluate_checkpoint
 
+    if args.out is None:
+        raise SystemExit("finprint evaluate --checkpoint needs --out (the report's folder)")
     evaluate_checkpoint(args.checkpoint, args.out, data_dir=args.data_dir, baselines=not args.no_baselines,
                         image_size=args.image_size)
+
+
+def _run_evaluate_api(args: argparse.Namespace) -> None:
+    from finprint.evaluation.protocol import ProtocolConfig
+    from finprint.evaluation.run import ApiTarget, evaluate_api, markdown
+    from finprint.training.data import default_data_dir
+
+    if not args.api_key:
+        raise SystemExit("finprint evaluate --api needs --api-key (or FINPRINT_API_KEY)")
+    target = ApiTarget(args.api, args.api_key, tag=args.tag, concurrency=args.concurrency)
+    config = ProtocolConfig(queries_per_individual=args.queries_per_individual, max_known=args.max_known)
+    report = evaluate_api(target, args.data_dir or default_data_dir(), args.repository, args.out,
+                          split=args.split, config=config, species=args.species)
+    print(markdown(report))
 
 
 def _run_export(args: argparse.Namespace) -> None:
@@ -73,8 +93,23 @@ def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
     train.set_defaults(func=_run_train)
 
     evaluate = subparsers.add_parser("evaluate", help="MAP@5, top-k, species and rejection metrics vs baselines")
-    evaluate.add_argument("--checkpoint", type=Path, required=True)
-    evaluate.add_argument("--out", type=Path, required=True, help="folder for report.json, report.md and plots")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path, help="a training checkpoint, evaluated offline with torch")
+    source.add_argument("--api", metavar="URL", help="the running system's public API: enrol the protocol's "
+                        "gallery, identify its queries, and compare with the model offline, stage by stage")
+    evaluate.add_argument("--out", type=Path, default=None, help="folder for report.json, report.md and plots")
+    evaluate.add_argument("--api-key", default=os.environ.get("FINPRINT_API_KEY"),
+                          help="with --api: a contributor key of an organisation kept for evaluation")
+    evaluate.add_argument("--repository", type=Path, default=Path("model_repository"),
+                          help="with --api: the model repository the offline rows run (the API's own)")
+    evaluate.add_argument("--split", choices=["test", "val"], default="test", help="with --api: whose individuals")
+    evaluate.add_argument("--species", nargs="*", default=None, help="with --api: only these species")
+    evaluate.add_argument("--queries-per-individual", type=int, default=2,
+                          help="with --api: query photos of each individual (more: less noise)")
+    evaluate.add_argument("--max-known", type=int, default=None,
+                          help="with --api: at most this many known individuals per species (a quick run)")
+    evaluate.add_argument("--concurrency", type=int, default=4, help="with --api: requests in flight")
+    evaluate.add_argument("--tag", default="eval", help="with --api: prefix of the catalogue codes it creates")
     evaluate.add_argument("--no-baselines", action="store_true", help="skip the frozen-ImageNet and raw-pixel baselines")
     evaluate.add_argument("--image-size", type=int, default=None, help="input size (default: the run's final size)")
     _data_dir_arg(evaluate)

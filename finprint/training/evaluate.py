@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from finprint.training.config import config_from_dict
-from finprint.training.data import NOT_CETACEAN, EvalSet, Sample, default_data_dir, read_images
+from finprint.evaluation.protocol import Protocol, ProtocolConfig, SpeciesProtocol, build_protocol, protocol_digest
+from finprint.training.data import NOT_CETACEAN, Sample, default_data_dir, read_images
 from finprint.training.metrics import (
     NEW_INDIVIDUAL,
     THRESHOLDS,
@@ -35,10 +36,6 @@ from finprint.training.train import prepare_split
 
 log = logging.getLogger("finprint.training")
 Embedder = Callable[[list[Sample]], np.ndarray]  # photos -> L2-normalised [N, D]
-
-
-def truths_of(eval_set: EvalSet) -> list[str]:
-    return [NEW_INDIVIDUAL if new else q.individual_id for q, new in zip(eval_set.queries, eval_set.query_is_new())]
 
 
 # --- embedders ----------------------------------------------------------------------------
@@ -96,10 +93,12 @@ def raw_pixel_embedder(size: int = 32, trim_letterbox: bool = False) -> Embedder
 
 # --- re-identification --------------------------------------------------------------------
 
-def ranking_for(embed: Embedder, eval_set: EvalSet) -> tuple[Ranking, np.ndarray]:
-    gallery = embed(eval_set.gallery)
-    queries = embed(eval_set.queries)
-    return rank_individuals(queries, gallery, [s.individual_id for s in eval_set.gallery]), gallery
+def ranking_for(embed: Embedder, protocol: SpeciesProtocol) -> tuple[Ranking, np.ndarray, list[str]]:
+    """The queries ranked against the gallery (distractor individuals included)."""
+    photos = [photo for photo, _ in protocol.gallery_photos]
+    ids = [who for _, who in protocol.gallery_photos]
+    gallery = embed(photos)
+    return rank_individuals(embed(protocol.queries), gallery, ids), gallery, ids
 
 
 def collapse_check(gallery: np.ndarray, ids: list[str]) -> dict[str, float]:
@@ -130,28 +129,34 @@ def reid_metrics(ranking: Ranking, truths: list[str], threshold: float) -> dict[
     }
 
 
-def evaluate_reid(embed: Embedder, val: dict[str, EvalSet], test: dict[str, EvalSet]) -> dict[str, Any]:
-    """Per species: threshold chosen on validation, metrics on test; plus one overall threshold."""
+def evaluate_reid(embed: Embedder, val: Protocol, test: Protocol) -> dict[str, Any]:
+    """Per species: threshold chosen on validation, metrics on test; plus one overall threshold.
+
+    Both use the identification protocol (``finprint.evaluation.protocol``): a gallery with
+    distractor individuals, and queries of known and new individuals.
+    """
     out: dict[str, Any] = {"by_species": {}, "curves": {}, "cmc": {}, "collapse": {}}
     val_curves = {}
-    for species in sorted(test):
-        val_ranking, _ = ranking_for(embed, val[species])
-        val_curves[species] = threshold_curve(val_ranking, truths_of(val[species]))
+    test_rankings: dict[str, tuple[Ranking, list[str]]] = {}
+    for species in sorted(test.species):
+        val_ranking, _, _ = ranking_for(embed, val.species[species])
+        val_curves[species] = threshold_curve(val_ranking, val.species[species].truths)
         threshold = float(THRESHOLDS[int(np.argmax(val_curves[species]))])
-        test_ranking, gallery = ranking_for(embed, test[species])
-        truths = truths_of(test[species])
+        test_ranking, gallery, ids = ranking_for(embed, test.species[species])
+        truths = test.species[species].truths
         metrics = reid_metrics(test_ranking, truths, threshold)
         metrics["val_map5"] = float(val_curves[species].max())
         metrics["always_new_map5"] = map_at_5([[NEW_INDIVIDUAL]] * len(truths), truths)
+        metrics["protocol"] = test.species[species].counts()
         out["by_species"][species] = metrics
         out["curves"][species] = val_curves[species].tolist()
         out["cmc"][species] = cmc(test_ranking, truths).tolist()
-        out["collapse"][species] = collapse_check(gallery, [s.individual_id for s in test[species].gallery])
-        out.setdefault("_test_rankings", {})[species] = (test_ranking, truths)
+        out["collapse"][species] = collapse_check(gallery, ids)
+        test_rankings[species] = (test_ranking, truths)
     mean_curve = np.mean([val_curves[s] for s in val_curves], axis=0)
     overall = float(THRESHOLDS[int(np.argmax(mean_curve))])
     out["overall_threshold"] = overall
-    for species, (ranking, truths) in out.pop("_test_rankings").items():
+    for species, (ranking, truths) in test_rankings.items():
         out["by_species"][species]["map5_overall_threshold"] = map_at_5(predictions_with_new(ranking, overall), truths)
     return out
 
@@ -281,6 +286,7 @@ def evaluate_checkpoint(
     data_dir: Path | None = None,
     baselines: bool = True,
     image_size: int | None = None,
+    protocol: ProtocolConfig = ProtocolConfig(queries_per_individual=2),
 ) -> dict[str, Any]:
     """Evaluate a training checkpoint on its own run's split; write report.{json,md} and plots.
 
@@ -291,6 +297,7 @@ def evaluate_checkpoint(
     net, meta = load_embedder_checkpoint(checkpoint, image_size)
     cfg = config_from_dict(meta["config"])
     split = prepare_split(cfg, data_dir or default_data_dir())
+    protocols = {name: build_protocol(split, name, protocol) for name in ("val", "test")}
     trim = cfg.trim_letterbox
     embed, species_probs = finprint_embedder(ExportedEmbedder(net), meta["image_size"], trim)
     embedders: dict[str, Embedder] = {"finprint": embed}
@@ -300,7 +307,7 @@ def evaluate_checkpoint(
     reid = {}
     for name, fn in embedders.items():
         log.info("evaluating %s", name)
-        reid[name] = evaluate_reid(fn, split.val, split.test)
+        reid[name] = evaluate_reid(fn, protocols["val"], protocols["test"])
     species_samples = [s for es in split.test.values() for s in es.gallery + es.queries] + split.negatives_test
     species = species_metrics(species_probs(species_samples), species_samples, list(meta["species"]))
     report: dict[str, Any] = {
@@ -308,6 +315,7 @@ def evaluate_checkpoint(
         "training_minutes": round(meta["elapsed"] / 60, 1),
         "lineage": meta["lineage"],
         "image_size": meta["image_size"],
+        "protocol": {"config": protocol.__dict__, "test": protocol_digest(protocols["test"])},
         "reid": reid,
         "species": species,
         "thresholds": {
