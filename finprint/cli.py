@@ -5,6 +5,7 @@
     finprint migrate                                     the catalog's Alembic migrations
     finprint settings-doc [--output FILE]                the settings table (docs/configuration.md)
     finprint train | evaluate | export ...               the model pipeline (extra `train`)
+    finprint backup | restore ...                        database, objects, matcher snapshots (finprint/backup.py)
 """
 
 from __future__ import annotations
@@ -75,6 +76,7 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:
 OPTIONAL_COMMAND_MODULES: tuple[tuple[str, str, str], ...] = (
     ("services.catalog.cli", "catalog", "add_commands"),
     ("services.gateway.cli", "gateway", "add_commands"),
+    ("finprint.backup", "catalog", "add_commands"),
     ("finprint.training.cli", "train", "add_training_commands"),
 )
 
