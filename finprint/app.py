@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -154,6 +155,34 @@ def _body_too_large(limit: int) -> Problem:
     return Problem(413, f"The request body is larger than the limit of {limit} bytes.")
 
 
+def _unprintable(value: str) -> bool:
+    return any(unicodedata.category(char) == "Cc" for char in value)
+
+
+def _parameter_error(name: str, where: str, message: str, kind: str) -> Problem:
+    return Problem(422, f"Invalid value for: {name}.", slug="validation-error",
+                   errors=[{"field": name, "in": where, "message": message, "type": kind}])
+
+
+def plain_parameters(request: Request) -> None:
+    """Refuse path and query parameters with control characters, and path parameters with `.`/`..` segments.
+
+    One check in front of every route of every service, because each route puts its ids into the URL of a
+    call to another service (httpx refuses control characters there, and a `..` segment walks up the peer's
+    path) or into SQL (PostgreSQL refuses NUL): without it each would fail in its own way, often as a 500.
+    """
+    for name, value in request.path_params.items():
+        if not isinstance(value, str):
+            continue
+        if _unprintable(value):
+            raise _parameter_error(name, "path", "contains a control character", "control_character")
+        if any(segment in {".", ".."} for segment in value.split("/")):
+            raise _parameter_error(name, "path", "may not be `.` or `..`", "dot_segment")
+    for name, value in request.query_params.multi_items():
+        if _unprintable(value):
+            raise _parameter_error(name, "query", "contains a control character", "control_character")
+
+
 def _probe_router(service: ServiceState) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
@@ -212,7 +241,8 @@ def create_service_app(
         async with lifespan(app):
             yield
 
-    app = FastAPI(title=title, description=description, version=__version__, lifespan=run_lifespan)
+    app = FastAPI(title=title, description=description, version=__version__, lifespan=run_lifespan,
+                  dependencies=[Depends(plain_parameters)])
     app.state.service = state
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=state)

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from finprint.http import ServiceClient
+
+
+def segment(value: str) -> str:
+    """A caller's id as exactly one segment of a catalog path: `/`, `?`, `#` and `%` percent-encoded, so an id
+    can neither add path segments or a query nor be decoded twice. (Control characters and `.`/`..` never
+    get this far: finprint.app.plain_parameters refuses them.)"""
+    return quote(value, safe="")
 
 
 class CatalogClient:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
@@ -34,11 +35,21 @@ class ManifestItem(BaseModel):
 
 def normalise_key(name: str) -> str:
     """An image's key: a relative POSIX path without ``.`` or ``..`` parts (no escaping the archive)."""
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        raise ValueError(f"{name!r} has a control character in its name")
     path = PurePosixPath(name.strip().replace("\\", "/"))
     parts = [p for p in path.parts if p not in ("", ".", "/")]
     if not parts or ".." in parts:
         raise ValueError(f"{name!r} is not a relative path inside the archive")
     return "/".join(parts)
+
+
+def checked_key(name: str, what: str) -> str:
+    """:func:`normalise_key`, refusing an unusable name with a 422 that names it (``what``: where it is)."""
+    try:
+        return normalise_key(name)
+    except ValueError as exc:
+        raise Problem(422, f"{what} {exc}; nothing was created.", slug="invalid-archive", member=name) from None
 
 
 def read_manifest(data: bytes) -> list[ManifestItem]:
@@ -79,10 +90,10 @@ def parse_row(payload: dict[str, str]) -> ManifestRow:
         raise ValueError(f"invalid manifest row ({reasons})") from None
 
 
-def image_names(names: Iterator[str]) -> list[str]:
-    """The photos among an archive's or a bucket's names (by suffix), as item keys."""
+def image_names(names: Iterator[str], what: str) -> list[str]:
+    """The photos among an archive's or a bucket's names (by suffix), as item keys (422 for an unusable name)."""
     keys = []
     for name in names:
         if name.lower().endswith(IMAGE_SUFFIXES) and not PurePosixPath(name).name.startswith("."):
-            keys.append(normalise_key(name))
+            keys.append(checked_key(name, what))
     return keys

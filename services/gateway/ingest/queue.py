@@ -7,6 +7,7 @@ from urllib.parse import quote
 
 from finprint.http import ServiceClient
 from finprint.problems import Problem
+from services.gateway.adapters.catalog import segment
 
 
 class IngestQueue:
@@ -28,16 +29,16 @@ class IngestQueue:
                        result: dict[str, Any] | None = None, error: str | None = None) -> None:
         body = {"worker_id": worker_id, "status": status, "media_id": media_id, "result": result or {},
                 "error": error}
-        await self.catalog.post_json(f"/v1/internal/ingest-items/{item_id}:complete", body, idempotent=True)
+        await self.catalog.post_json(f"/v1/internal/ingest-items/{segment(item_id)}:complete", body, idempotent=True)
 
     async def staged_content(self, org_id: str, job_id: str, item_id: str) -> bytes:
         response = await self.catalog.request(
-            "GET", f"/v1/orgs/{org_id}/ingest-jobs/{job_id}/items/{item_id}/content")
+            "GET", f"/v1/orgs/{org_id}/ingest-jobs/{segment(job_id)}/items/{segment(item_id)}/content")
         return response.content
 
     async def stage_content(self, org_id: str, job_id: str, item_key: str, data: bytes, content_type: str) -> None:
         await self.catalog.request(
-            "PUT", f"/v1/orgs/{org_id}/ingest-jobs/{job_id}/content/{quote(item_key)}", content=data,
+            "PUT", f"/v1/orgs/{org_id}/ingest-jobs/{segment(job_id)}/content/{quote(item_key)}", content=data,
             headers={"Content-Type": content_type})
 
     async def media_by_sha256(self, org_id: str, sha256: str) -> dict[str, Any] | None:
@@ -58,17 +59,17 @@ class IngestQueue:
 
     async def add_items(self, org_id: str, job_id: str, items: list[dict[str, Any]]) -> None:
         for start in range(0, len(items), 5000):
-            await self.catalog.post_json(f"/v1/orgs/{org_id}/ingest-jobs/{job_id}/items:add",
+            await self.catalog.post_json(f"/v1/orgs/{org_id}/ingest-jobs/{segment(job_id)}/items:add",
                                          {"items": items[start:start + 5000]}, idempotent=True)
 
     async def start(self, org_id: str, job_id: str) -> dict[str, Any]:
-        return await self.catalog.post_json(f"/v1/orgs/{org_id}/ingest-jobs/{job_id}:start", {}, idempotent=True)
+        return await self.catalog.post_json(f"/v1/orgs/{org_id}/ingest-jobs/{segment(job_id)}:start", {}, idempotent=True)
 
     async def job(self, org_id: str, job_id: str) -> dict[str, Any]:
-        return await self.catalog.get_json(f"/v1/orgs/{org_id}/ingest-jobs/{job_id}")
+        return await self.catalog.get_json(f"/v1/orgs/{org_id}/ingest-jobs/{segment(job_id)}")
 
     async def items(self, org_id: str, job_id: str, *, status: str | None, offset: int, limit: int) -> dict[str, Any]:
         params: dict[str, Any] = {"offset": offset, "limit": limit}
         if status:
             params["status"] = status
-        return await self.catalog.get_json(f"/v1/orgs/{org_id}/ingest-jobs/{job_id}/items", params=params)
+        return await self.catalog.get_json(f"/v1/orgs/{org_id}/ingest-jobs/{segment(job_id)}/items", params=params)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends
 
+from services.gateway.adapters.catalog import segment
 from services.gateway.dependencies import GatewayContext, gateway_context, require
 from services.gateway.domain.principal import Principal, Role
 
@@ -39,7 +40,7 @@ async def create_api_key(principal: Admin, ctx: Context, body: Annotated[dict, B
 
 @router.delete("/api-keys/{key_id}", summary="Revoke an API key")
 async def revoke_api_key(key_id: str, principal: Admin, ctx: Context) -> dict:
-    revoked = await ctx.catalog.forward("DELETE", f"/v1/orgs/{principal.org_id}/api-keys/{key_id}")
+    revoked = await ctx.catalog.forward("DELETE", f"/v1/orgs/{principal.org_id}/api-keys/{segment(key_id)}")
     # A revoked key must stop working at once in this process, not after the verification cache expires.
     ctx.api_key_cache.clear()
     return revoked

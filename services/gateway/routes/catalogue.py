@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, Response
 
 from finprint.problems import Problem
+from services.gateway.adapters.catalog import segment
 from services.gateway.dependencies import GatewayContext, gateway_context, require
 from services.gateway.domain.paging import decode_cursor, public_page
 from services.gateway.domain.principal import Principal, Role
@@ -39,7 +40,7 @@ async def resolve_individual(ctx: GatewayContext, principal: Principal, ref: str
     """An individual by catalogue code (what researchers use) or by id."""
     if UUID_RE.match(ref):
         try:
-            return await ctx.catalog.forward("GET", f"{_org(principal)}/individuals/{ref}")
+            return await ctx.catalog.forward("GET", f"{_org(principal)}/individuals/{segment(ref)}")
         except Problem as problem:
             if problem.status != 404:
                 raise
@@ -143,22 +144,22 @@ async def list_encounters(principal: Viewer, ctx: Context, cursor: Cursor = None
 
 @router.get("/encounters/{encounter_id}", summary="An encounter")
 async def get_encounter(encounter_id: str, principal: Viewer, ctx: Context) -> dict:
-    return await ctx.catalog.forward("GET", f"{_org(principal)}/encounters/{encounter_id}")
+    return await ctx.catalog.forward("GET", f"{_org(principal)}/encounters/{segment(encounter_id)}")
 
 
 @router.patch("/encounters/{encounter_id}", summary="Correct an encounter's details")
 async def update_encounter(encounter_id: str, principal: Contributor, ctx: Context, body: dict) -> dict:
-    return await ctx.catalog.forward("PATCH", f"{_org(principal)}/encounters/{encounter_id}", json=body)
+    return await ctx.catalog.forward("PATCH", f"{_org(principal)}/encounters/{segment(encounter_id)}", json=body)
 
 
 @router.get("/media/{media_id}", summary="An image's metadata")
 async def get_media(media_id: str, principal: Viewer, ctx: Context) -> dict:
-    return await ctx.catalog.forward("GET", f"{_org(principal)}/media/{media_id}")
+    return await ctx.catalog.forward("GET", f"{_org(principal)}/media/{segment(media_id)}")
 
 
 @router.get("/media/{media_id}/url", summary="A download URL for the image that expires")
 async def media_url(media_id: str, principal: Viewer, ctx: Context) -> dict:
-    return await ctx.catalog.forward("GET", f"{_org(principal)}/media/{media_id}/url")
+    return await ctx.catalog.forward("GET", f"{_org(principal)}/media/{segment(media_id)}/url")
 
 
 # --- the review queue --------------------------------------------------------------------------
@@ -174,7 +175,7 @@ async def list_identifications(principal: Viewer, ctx: Context, cursor: Cursor =
 
 @router.get("/identifications/{identification_id}", summary="An identification with its candidates")
 async def get_identification(identification_id: str, principal: Viewer, ctx: Context) -> dict:
-    return await ctx.catalog.forward("GET", f"{_org(principal)}/identifications/{identification_id}")
+    return await ctx.catalog.forward("GET", f"{_org(principal)}/identifications/{segment(identification_id)}")
 
 
 @router.post("/identifications/{identification_id}:decide", summary="Confirm a candidate, declare a new "
@@ -192,7 +193,7 @@ async def decide(identification_id: str, principal: Reviewer, ctx: Context, body
     elif body.get("decision") == "new_individual" and isinstance(body.get("new_individual"), dict):
         species = body["new_individual"].get("species")
     result = await ctx.catalog.forward(
-        "POST", f"{_org(principal)}/identifications/{identification_id}:decide", json=payload)
+        "POST", f"{_org(principal)}/identifications/{segment(identification_id)}:decide", json=payload)
     await _reindex(ctx, principal, species)
     return result
 
