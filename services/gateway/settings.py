@@ -1,9 +1,12 @@
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from finprint.outbound import AllowRule, OutboundGuard
 from finprint.settings import ServiceSettings
+
+OUTBOUND_ALLOW_VARIABLE = "FINPRINT_GATEWAY_OUTBOUND_ALLOW"
 
 
 class GatewaySettings(ServiceSettings):
@@ -75,3 +78,27 @@ class GatewaySettings(ServiceSettings):
         description="Calls a worker keeps in flight per peer host (bulk work leaves the rest of each "
         "service's capacity to interactive requests).",
     )
+    outbound_allow: str = Field(
+        "",
+        description="Endpoints a caller's input (an S3 ingest source) may name even though they are loopback, "
+        "private or link-local: comma-separated `host`, `host:port` or CIDR ranges (e.g. "
+        "`minio.internal:9000,10.20.0.0/16`). Anything else must resolve to public addresses only.",
+    )
+    outbound_allow_public: bool = Field(
+        True,
+        description="Whether a caller's input may name any public endpoint; false: only those in "
+        "`outbound_allow`.",
+    )
+
+    @field_validator("outbound_allow")
+    @classmethod
+    def _allow_entries_parse(cls, value: str) -> str:
+        for entry in value.split(","):
+            if entry.strip():
+                AllowRule.parse(entry)  # a ValueError names the entry at start, not at the first ingest
+        return value
+
+    def outbound_guard(self) -> OutboundGuard:
+        """The guard every connection named by a caller's input goes through (finprint/outbound.py)."""
+        return OutboundGuard.from_entries(self.outbound_allow.split(","), allow_public=self.outbound_allow_public,
+                                          setting=OUTBOUND_ALLOW_VARIABLE)

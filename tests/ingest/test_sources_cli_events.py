@@ -26,9 +26,12 @@ FINISHED = {"completed", "failed", "cancelled"}
 
 
 @pytest.fixture(scope="module")
-def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningSystem, KeyMaker]]:
+def embedded(tmp_path_factory: pytest.TempPathFactory,
+             s3_server: S3Server) -> Iterator[tuple[RunningSystem, KeyMaker]]:
     tmp = tmp_path_factory.mktemp("embedded-ingest")
-    with embedded_system(tmp / "data", tmp, env={"FINPRINT_GATEWAY_INGEST_POLL_S": "0.2"}) as system:
+    # The test's S3 server is on loopback, which the outbound guard refuses unless allowed.
+    env = {"FINPRINT_GATEWAY_INGEST_POLL_S": "0.2", "FINPRINT_GATEWAY_OUTBOUND_ALLOW": s3_server.endpoint}
+    with embedded_system(tmp / "data", tmp, env=env) as system:
         yield system, KeyMaker(["--data-dir", str(tmp / "data")])
 
 

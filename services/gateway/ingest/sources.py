@@ -9,19 +9,44 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import certifi
+import urllib3
 from minio import Minio
-from minio.error import MinioException
+from minio.error import MinioException, S3Error
 from pydantic import BaseModel, Field
 from urllib3.exceptions import HTTPError
 
+from finprint.outbound import OutboundGuard, OutboundRefused
 from finprint.problems import Problem
-from services.gateway.ingest.manifest import normalise_key
+from services.gateway.ingest.manifest import checked_key
 
 MANIFEST_NAME = "manifest.csv"
 
 
 S3_ERRORS = (MinioException, HTTPError, ValueError)
 """What reading a bucket may raise: the server's answer, the connection, a malformed endpoint."""
+
+# S3 error codes a caller can act on; any other answer is described in our own words, because the
+# endpoint is the caller's choice and its answer must not be relayed (it may not be S3 at all).
+ACTIONABLE_S3_CODES = frozenset({
+    "AccessDenied", "AuthorizationHeaderMalformed", "InvalidAccessKeyId", "InvalidBucketName", "NoSuchBucket",
+    "NoSuchKey", "PermanentRedirect", "SignatureDoesNotMatch",
+})
+S3_TIMEOUT = urllib3.Timeout(connect=5.0, read=30.0)
+
+
+def s3_failure(exc: Exception) -> str:
+    """Why reading a bucket failed, from a fixed vocabulary: never the endpoint's own words."""
+    if isinstance(exc, S3Error) and exc.code in ACTIONABLE_S3_CODES:
+        return f"the server answered {exc.code}"
+    if isinstance(exc, ValueError):
+        return "the endpoint, bucket or credentials are malformed"
+    return "the endpoint did not answer as an S3 server"
+
+
+def outbound_refused(exc: OutboundRefused) -> Problem:
+    return Problem(422, f"s3.endpoint {exc}.", slug="outbound-refused", title="Endpoint not allowed",
+                   field="s3.endpoint", setting=exc.setting)
 
 
 class S3Source(BaseModel):
@@ -35,32 +60,37 @@ class S3Source(BaseModel):
     secure: bool = True
     region: str | None = None
 
-    def client(self) -> Minio:
+    def client(self, guard: OutboundGuard) -> Minio:
+        """A client whose every connection goes through ``guard`` (raises OutboundRefused)."""
+        guard.check_endpoint(self.endpoint, 443 if self.secure else 80)
+        http = guard.pool_manager(
+            timeout=S3_TIMEOUT, cert_reqs="CERT_REQUIRED", ca_certs=certifi.where(),
+            retries=urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]))
         return Minio(self.endpoint, access_key=self.access_key, secret_key=self.secret_key, secure=self.secure,
-                     region=self.region)
+                     region=self.region, http_client=http)
 
     def public(self) -> dict[str, Any]:
         """The source as shown to users (no secret)."""
         return self.model_dump(exclude={"secret_key", "access_key"})
 
-    def object_names(self) -> list[str]:
+    def object_names(self, guard: OutboundGuard) -> list[str]:
         """The names under the prefix (relative to it), read in a worker thread by the caller."""
         names = []
-        for obj in self.client().list_objects(self.bucket, prefix=self.prefix, recursive=True):
+        for obj in self.client(guard).list_objects(self.bucket, prefix=self.prefix, recursive=True):
             if not obj.is_dir and obj.object_name:
                 names.append(obj.object_name[len(self.prefix):])
         return names
 
-    def read(self, relative_key: str) -> bytes:
-        response = self.client().get_object(self.bucket, self.prefix + relative_key)
+    def read(self, guard: OutboundGuard, relative_key: str) -> bytes:
+        response = self.client(guard).get_object(self.bucket, self.prefix + relative_key)
         try:
             return response.read()
         finally:
             response.close()
             response.release_conn()
 
-    async def aread(self, relative_key: str) -> bytes:
-        return await asyncio.to_thread(self.read, relative_key)
+    async def aread(self, guard: OutboundGuard, relative_key: str) -> bytes:
+        return await asyncio.to_thread(self.read, guard, relative_key)
 
 
 class Archive:
@@ -102,7 +132,7 @@ class Archive:
         return self.read(MANIFEST_NAME) if MANIFEST_NAME in self.names() else None
 
     def members_by_key(self) -> Iterator[tuple[str, str]]:
-        """(item key, member name) of every photo in the archive."""
+        """(item key, member name) of every photo in the archive; a name escaping it refuses the archive."""
         for name in self.names():
             if Path(name).name != MANIFEST_NAME:
-                yield normalise_key(name), name
+                yield checked_key(name, "Archive member"), name

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from finprint.outbound import OutboundRefused
 from finprint.problems import DependencyUnavailable, Problem
 from finprint.schemas.detector import DetectResponse
 from finprint.schemas.embedder import EmbedResponse
@@ -36,7 +37,7 @@ from services.gateway.adapters.pipeline import DecodedPhoto, Pipeline
 from services.gateway.adapters.uploads import Upload
 from services.gateway.ingest.manifest import ManifestRow, parse_row
 from services.gateway.ingest.queue import IngestQueue
-from services.gateway.ingest.sources import S3_ERRORS, S3Source
+from services.gateway.ingest.sources import S3_ERRORS, S3Source, s3_failure
 from services.gateway.orchestration import (
     Analysis,
     analyse,
@@ -258,9 +259,12 @@ class Worker:
         source = item["job_options"].get("s3")
         if source:
             try:
-                return await S3Source.model_validate(source).aread(item["content_key"] or item["item_key"])
-            except S3_ERRORS as exc:
+                return await S3Source.model_validate(source).aread(self.settings.outbound_guard(),
+                                                                   item["content_key"] or item["item_key"])
+            except OutboundRefused as exc:
                 raise ItemFailed(f"cannot read s3 object {item['item_key']}: {exc}") from None
+            except S3_ERRORS as exc:
+                raise ItemFailed(f"cannot read s3 object {item['item_key']}: {s3_failure(exc)}") from None
         return await self.queue.staged_content(item["org_id"], item["job_id"], item["id"])
 
     async def _check_species(self, row: ManifestRow) -> None:

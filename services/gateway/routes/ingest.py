@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, ValidationError
 from sse_starlette.sse import EventSourceResponse
 from starlette.datastructures import UploadFile
 
+from finprint.outbound import OutboundRefused
 from finprint.problems import Problem, problem_from_validation
 from services.gateway.dependencies import GatewayContext, gateway_context, require
 from services.gateway.domain.paging import decode_cursor, public_page
@@ -24,7 +25,7 @@ from services.gateway.domain.principal import Principal, Role
 from services.gateway.ingest.manifest import ManifestItem, image_names, read_manifest
 from services.gateway.ingest.progress import JobProgress, csv_header, csv_rows, job_progress
 from services.gateway.ingest.queue import IngestQueue
-from services.gateway.ingest.sources import S3_ERRORS, Archive, S3Source
+from services.gateway.ingest.sources import S3_ERRORS, Archive, S3Source, outbound_refused, s3_failure
 
 router = APIRouter(prefix="/v1/ingest", tags=["bulk ingestion"])
 Viewer = Annotated[Principal, Depends(require(Role.viewer))]
@@ -110,10 +111,13 @@ async def _create_from_s3(ctx: GatewayContext, principal: Principal, raw: bytes,
         raise problem_from_validation(exc) from None
     source = request.s3
     try:
-        names = await asyncio.to_thread(source.object_names)
+        names = await asyncio.to_thread(source.object_names, ctx.settings.outbound_guard())
+    except OutboundRefused as exc:
+        raise outbound_refused(exc) from None
     except S3_ERRORS as exc:
-        raise Problem(422, f"Cannot list s3://{source.bucket}/{source.prefix}: {exc}", slug="s3-unreachable") from None
-    keys = image_names(iter(names))
+        raise Problem(422, f"Cannot list s3://{source.bucket}/{source.prefix} at {source.endpoint}: "
+                      f"{s3_failure(exc)}.", slug="s3-unreachable", field="s3") from None
+    keys = image_names(iter(names), "S3 object")
     if not keys:
         raise Problem(422, f"No photos (.jpg, .jpeg, .png, .webp) under s3://{source.bucket}/{source.prefix}.",
                       slug="no-photos")
@@ -140,7 +144,7 @@ async def _create_from_form(ctx: GatewayContext, principal: Principal, request: 
     listed = opened.manifest() if not isinstance(manifest, UploadFile) else await manifest.read()
     members = dict(opened.members_by_key())
     items = read_manifest(listed) if listed else [ManifestItem(item_key=k, payload={})
-                                                  for k in image_names(iter(members))]
+                                                  for k in image_names(iter(members), "Archive member")]
     job = await _create(ctx, principal, name or opened.filename, f"archive:{opened.filename}",
                         [i.model_dump() for i in items], key)
     queue = _queue(ctx)
