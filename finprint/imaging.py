@@ -5,7 +5,7 @@ bytes (JPEG, PNG and WebP are accepted; the Content-Type header is not trusted),
 and the pixel count read from the header are bounded (a decompression bomb is refused before it
 allocates anything). A failure is an :class:`~finprint.problems.InvalidImage` whose ``reason``
 names it: ``empty``, ``too-large`` and ``too-many-pixels`` (413), ``unsupported-format`` (415,
-with ``detected_format``: svg, html, gif, heic...), ``truncated`` or ``corrupt`` (422). A crop
+with ``detected_format``: svg, html, gif, heic...), ``truncated``, ``corrupt`` or ``too-small`` (422). A crop
 box with no pixel inside the photo is an :class:`InvalidBox` (422, ``invalid-box``).
 
 The model input follows the training pipeline (``finprint.training.data.read_image``): the
@@ -57,6 +57,9 @@ _SWAPS_AXES = frozenset({5, 6, 7, 8})
 class ImageLimits:
     max_bytes: int = 25 * 1024 * 1024
     max_pixels: int = 64_000_000
+    min_side: int = 32
+    """Narrower or shorter than this, a photo cannot show an animal the models could tell apart (their
+    input is 224 px and more): any answer about it would be noise, so it is refused."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,11 @@ def _open(data: bytes, limits: ImageLimits) -> tuple[Image.Image, ImageFormat]:
     if width * height > limits.max_pixels:
         image.close()
         raise _too_many_pixels((width, height), limits)
+    if min(width, height) < limits.min_side:
+        image.close()
+        raise InvalidImage(
+            "too-small", f"The image is {width}x{height} pixels; a photo needs at least {limits.min_side} pixels "
+            "on each side to show an animal.")
     return image, fmt
 
 

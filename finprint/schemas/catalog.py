@@ -11,6 +11,11 @@ from typing import Generic, Literal, TypeVar
 
 from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from finprint.schemas.common import NOTES_MAX_LENGTH, Inbound, SingleLine
+
+API_KEY_MAX_LENGTH = 200
+"""The longest string that may be an API key (the keys made are far shorter)."""
+
 Role = Literal["admin", "reviewer", "contributor", "viewer"]
 Sex = Literal["female", "male", "unknown"]
 View = Literal["fluke", "dorsal_fin", "head", "flank", "other"]
@@ -36,7 +41,7 @@ class Page(BaseModel, Generic[T]):
 # --- organisations, users, API keys ---------------------------------------------------------
 
 
-class OrganisationCreate(BaseModel):
+class OrganisationCreate(Inbound):
     slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", examples=["pacific-whale-lab"])
     name: str = Field(min_length=1, max_length=200, examples=["Pacific Whale Lab"])
 
@@ -48,7 +53,7 @@ class OrganisationOut(_Out):
     created_at: datetime
 
 
-class UserCreate(BaseModel):
+class UserCreate(Inbound):
     email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320, examples=["ana@whales.org"])
     display_name: str = Field(min_length=1, max_length=200)
     password: str = Field(min_length=10, max_length=200, description="At least 10 characters.")
@@ -65,12 +70,12 @@ class UserOut(_Out):
     created_at: datetime
 
 
-class PasswordVerify(BaseModel):
+class PasswordVerify(Inbound):
     email: str
     password: str
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(Inbound):
     name: str = Field(min_length=1, max_length=200, examples=["partner platform"])
     role: Role = "contributor"
 
@@ -92,8 +97,8 @@ class ApiKeyCreated(ApiKeyOut):
     )
 
 
-class ApiKeyVerify(BaseModel):
-    key: str = Field(max_length=200)
+class ApiKeyVerify(Inbound):
+    key: str = Field(max_length=API_KEY_MAX_LENGTH)
 
 
 class Principal(BaseModel):
@@ -117,8 +122,8 @@ class SpeciesOut(_Out):
     is_cetacean: bool
 
 
-class IndividualCreate(BaseModel):
-    catalogue_code: str = Field(
+class IndividualCreate(Inbound):
+    catalogue_code: SingleLine = Field(
         min_length=1,
         max_length=64,
         examples=["HW-0042"],
@@ -127,15 +132,15 @@ class IndividualCreate(BaseModel):
     species: str = Field(examples=["humpback_whale"])
     name: str | None = Field(None, max_length=200, examples=["Salt"])
     sex: Sex = "unknown"
-    notes: str | None = None
+    notes: str | None = Field(None, max_length=NOTES_MAX_LENGTH)
 
 
-class IndividualUpdate(BaseModel):
-    catalogue_code: str | None = Field(None, min_length=1, max_length=64)
+class IndividualUpdate(Inbound):
+    catalogue_code: SingleLine | None = Field(None, min_length=1, max_length=64)
     species: str | None = None
     name: str | None = Field(None, max_length=200)
     sex: Sex | None = None
-    notes: str | None = None
+    notes: str | None = Field(None, max_length=NOTES_MAX_LENGTH)
     representative_media_id: str | None = None
 
 
@@ -156,7 +161,7 @@ class IndividualOut(_Out):
     updated_at: datetime
 
 
-class MergeRequest(BaseModel):
+class MergeRequest(Inbound):
     """Everything of ``source_ids`` moves to ``target_id``; the sources stay, marked merged."""
 
     target_id: str
@@ -165,7 +170,7 @@ class MergeRequest(BaseModel):
     actor: str | None = None
 
 
-class SplitRequest(BaseModel):
+class SplitRequest(Inbound):
     """``annotation_ids`` of the individual move to a new individual (``new_individual``)."""
 
     annotation_ids: list[str] = Field(min_length=1)
@@ -183,7 +188,7 @@ class MergeSplitResult(BaseModel):
 # --- encounters, media ------------------------------------------------------------------------
 
 
-class EncounterCreate(BaseModel):
+class EncounterCreate(Inbound):
     occurred_at: AwareDatetime | None = Field(
         None, examples=["2024-07-14T09:32:00-07:00"], description="When, with its time zone."
     )
@@ -193,7 +198,7 @@ class EncounterCreate(BaseModel):
     observer: str | None = Field(None, max_length=200)
     behaviour: str | None = Field(None, max_length=200)
     group_size: int | None = Field(None, ge=1)
-    notes: str | None = None
+    notes: str | None = Field(None, max_length=NOTES_MAX_LENGTH)
     created_by: str | None = Field(None, max_length=200)
 
     @model_validator(mode="after")
@@ -203,7 +208,7 @@ class EncounterCreate(BaseModel):
         return self
 
 
-class EncounterUpdate(BaseModel):
+class EncounterUpdate(Inbound):
     occurred_at: AwareDatetime | None = None
     latitude: float | None = Field(None, ge=-90, le=90)
     longitude: float | None = Field(None, ge=-180, le=180)
@@ -211,7 +216,7 @@ class EncounterUpdate(BaseModel):
     observer: str | None = Field(None, max_length=200)
     behaviour: str | None = Field(None, max_length=200)
     group_size: int | None = Field(None, ge=1)
-    notes: str | None = None
+    notes: str | None = Field(None, max_length=NOTES_MAX_LENGTH)
 
 
 class EncounterOut(_Out):
@@ -266,7 +271,7 @@ class PresignedUrl(BaseModel):
 # --- annotations, identifications -------------------------------------------------------------
 
 
-class Box(BaseModel):
+class Box(Inbound):
     """Pixels in the original image: top-left corner, width and height."""
 
     x: float = Field(ge=0)
@@ -275,14 +280,14 @@ class Box(BaseModel):
     height: float = Field(gt=0)
 
 
-class EmbeddingIn(BaseModel):
+class EmbeddingIn(Inbound):
     model_version: str = Field(pattern=r"^[\w.-]+:[\w.-]+$", examples=["finprint_embedder:1"])
     vector: str = Field(
         description="base64 of little-endian float32 (finprint.schemas.embeddings.encode_vector)."
     )
 
 
-class AnnotationCreate(BaseModel):
+class AnnotationCreate(Inbound):
     media_id: str
     box: Box
     view: View | None = None
@@ -293,7 +298,7 @@ class AnnotationCreate(BaseModel):
     individual_id: str | None = None
 
 
-class AnnotationUpdate(BaseModel):
+class AnnotationUpdate(Inbound):
     individual_id: str | None = Field(
         None, description="Reassign (null with `clear_individual` to unassign)."
     )
@@ -319,20 +324,20 @@ class AnnotationOut(BaseModel):
     created_at: datetime
 
 
-class Candidate(BaseModel):
+class Candidate(Inbound):
     individual_id: str
     score: float = Field(examples=[0.83])
     catalogue_code: str | None = None
 
 
-class IdentificationCreate(BaseModel):
+class IdentificationCreate(Inbound):
     annotation_id: str
     candidates: list[Candidate] = []
     new_individual_probability: float | None = Field(None, ge=0, le=1)
     model_version: str | None = None
 
 
-class DecisionRequest(BaseModel):
+class DecisionRequest(Inbound):
     """``confirmed`` needs ``individual_id``; ``new_individual`` needs ``new_individual``."""
 
     decision: Literal["confirmed", "new_individual", "rejected"]
@@ -370,12 +375,12 @@ class IdentificationOut(_Out):
 # --- enrolment (one transaction) ---------------------------------------------------------------
 
 
-class ImageIn(BaseModel):
+class ImageIn(Inbound):
     content_base64: str
     filename: str | None = None
 
 
-class EnrolAnnotation(BaseModel):
+class EnrolAnnotation(Inbound):
     box: Box
     view: View | None = None
     quality: float | None = Field(None, ge=0, le=1)
@@ -390,7 +395,7 @@ class EnrolAnnotation(BaseModel):
     decided_by: str | None = None
 
 
-class EnrolPhoto(BaseModel):
+class EnrolPhoto(Inbound):
     """One photo of an enrolment and what was found in it."""
 
     media_id: str | None = Field(None, description="Media uploaded before, or give `image`.")
@@ -404,7 +409,7 @@ class EnrolPhoto(BaseModel):
         return self
 
 
-class EnrolRequest(BaseModel):
+class EnrolRequest(Inbound):
     """Encounter + its photos + annotations (+ new individuals) + identifications, all or nothing.
 
     Several annotations may name the same ``new_individual`` catalogue code (the same animal in
@@ -435,7 +440,7 @@ class EnrolResult(BaseModel):
 # --- collaboration, audit, jobs ---------------------------------------------------------------
 
 
-class CommentCreate(BaseModel):
+class CommentCreate(Inbound):
     encounter_id: str | None = None
     identification_id: str | None = None
     parent_id: str | None = Field(None, description="The comment this one answers.")
@@ -470,14 +475,14 @@ class AuditEntryOut(_Out):
     created_at: datetime
 
 
-class IngestJobCreate(BaseModel):
+class IngestJobCreate(Inbound):
     name: str = Field(min_length=1, max_length=200)
     source: str | None = Field(None, max_length=500, examples=["s3://archive/2019/"])
     options: dict = {}
     created_by: str | None = None
 
 
-class IngestJobUpdate(BaseModel):
+class IngestJobUpdate(Inbound):
     status: IngestJobStatus
 
 
@@ -494,7 +499,7 @@ class IngestJobOut(_Out):
     counts: dict[str, int] = Field({}, description="Items by status.")
 
 
-class IngestItemsAdd(BaseModel):
+class IngestItemsAdd(Inbound):
     item_keys: list[str] = Field(min_length=1, max_length=10_000)
 
 
@@ -503,7 +508,7 @@ class IngestItemsAdded(BaseModel):
     already_present: int
 
 
-class IngestItemUpdate(BaseModel):
+class IngestItemUpdate(Inbound):
     status: IngestItemStatus
     media_id: str | None = None
     result: dict | None = None

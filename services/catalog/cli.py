@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from finprint.schemas.catalog import ApiKeyCreate, OrganisationCreate
@@ -47,19 +48,37 @@ def _cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+SLUG_RULE = "an organisation slug is 2 to 63 lowercase letters, digits and hyphens, not starting with a hyphen"
+
+
+def _invalid_argument(command: str, arguments: dict[str, str], exc: ValidationError) -> int:
+    """One line naming the argument and what it must be (not pydantic's report); exit status 2, as argparse."""
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else ""
+    hint = SLUG_RULE if field == "slug" else error["msg"]
+    print(f"finprint {command}: error: {arguments.get(field, field)} {error['input']!r}: {hint}", file=sys.stderr)
+    return 2
+
+
 def _cmd_apikey_create(args: argparse.Namespace) -> int:
     """Create an API key (and its organisation when the slug is new); prints the key, shown only once."""
+    try:
+        new_organisation = OrganisationCreate(slug=args.org, name=args.org_name or args.org)
+    except ValidationError as exc:
+        return _invalid_argument("apikey create", {"slug": "--org", "name": "--org-name"}, exc)
+    try:
+        new_key = ApiKeyCreate(name=args.name, role=args.role)
+    except ValidationError as exc:
+        return _invalid_argument("apikey create", {"name": "--name"}, exc)
     engine = _engine(args)
     try:
         if args.data_dir:
             migrate.upgrade(engine)  # the embedded default migrates at start; it may not have run yet
         with make_session_factory(engine)() as session:
             organisation = accounts.find_organisation(session, args.org) or accounts.create_organisation(
-                session, OrganisationCreate(slug=args.org, name=args.org_name or args.org)
+                session, new_organisation
             )
-            api_key, key = accounts.create_api_key(
-                session, organisation.id, ApiKeyCreate(name=args.name, role=args.role)
-            )
+            api_key, key = accounts.create_api_key(session, organisation.id, new_key)
             session.commit()
     finally:
         engine.dispose()

@@ -68,7 +68,8 @@ from finprint.schemas.catalog import (
     UserCreate,
     UserOut,
 )
-from finprint.schemas.embeddings import ChangePage, EmbeddingPage
+from finprint.schemas.common import SingleLine
+from finprint.schemas.embeddings import ChangePage, EmbeddingPage, EmbeddingSummary
 from services.catalog.adapters.db.models import Media, Species
 from services.catalog.domain import (
     accounts,
@@ -468,8 +469,8 @@ def upload_media(
     org_id: OrgId,
     db: DbSession,
     file: Annotated[UploadFile, File()],
-    uploaded_by: Annotated[str | None, Form()] = None,
-    encounter_id: Annotated[str | None, Form()] = None,
+    uploaded_by: Annotated[SingleLine | None, Form(max_length=200)] = None,
+    encounter_id: Annotated[SingleLine | None, Form()] = None,
 ) -> JSONResponse:
     context = catalog(request)
     if encounter_id:
@@ -982,6 +983,18 @@ def embedding_page(
         return changes.embedding_page(db, cursor=cursor, limit=limit, org_id=org_id)
     except ValueError as exc:
         raise Invalid(str(exc), field="cursor") from None
+
+
+@internal.get(
+    "/embeddings:summary",
+    response_model=EmbeddingSummary,
+    summary="Count and digest of the indexed embeddings per index key (the matcher's reconciliation)",
+)
+def embedding_summary(db: DbSession) -> EmbeddingSummary:
+    try:
+        return changes.embedding_summary(db)
+    except changes.CatalogueChanging as exc:
+        raise Problem(409, f"{exc}; retry shortly.", slug="catalogue-changing") from None
 
 
 @internal.get("/changes", response_model=ChangePage, summary="Change events after a sequence number")

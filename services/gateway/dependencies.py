@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from finprint.problems import Problem
+from finprint.schemas.catalog import API_KEY_MAX_LENGTH
 from services.gateway.adapters.catalog import CatalogClient
 from services.gateway.adapters.peers import Peers
 from services.gateway.adapters.pipeline import Pipeline
@@ -44,6 +45,8 @@ def _unauthenticated(detail: str) -> Problem:
 
 
 async def _principal_from_api_key(ctx: GatewayContext, key: str) -> Principal:
+    if len(key) > API_KEY_MAX_LENGTH:  # no key is this long: refused without asking the catalog
+        raise _unauthenticated("The API key is not valid or was revoked.")
     cached = ctx.api_key_cache.get(key)
     now = time.monotonic()
     if cached and now - cached[0] < ctx.settings.api_key_cache_s:
@@ -51,7 +54,8 @@ async def _principal_from_api_key(ctx: GatewayContext, key: str) -> Principal:
     try:
         verified = await ctx.catalog.verify_api_key(key)
     except Problem as problem:
-        if problem.status in {401, 404}:
+        # 422: the catalog found the key malformed; to a caller any key that opens nothing is the same 401.
+        if problem.status in {401, 404, 422}:
             raise _unauthenticated("The API key is not valid or was revoked.") from None
         raise
     principal = Principal(org_id=verified["org_id"], role=Role.parse(verified["role"]),

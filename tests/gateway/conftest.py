@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +38,13 @@ def embedded_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 
 @pytest.fixture
 async def embedded(embedded_env: Path) -> AsyncIterator[Embedded]:
+    async with start_embedded() as started:
+        yield started
+
+
+@asynccontextmanager
+async def start_embedded() -> AsyncIterator[Embedded]:
+    """The apps built from the environment as it is now (a test may set more settings first)."""
     apps = build_embedded_apps()
     async with AsyncExitStack() as stack:
         for name in BUILD_ORDER:

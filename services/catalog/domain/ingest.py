@@ -23,6 +23,7 @@ from sqlalchemy import and_, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from finprint.schemas.catalog import IngestItemsAdd, IngestItemUpdate, IngestJobCreate, IngestJobOut
+from finprint.schemas.common import Inbound
 from services.catalog.adapters.db.models import IngestItem, IngestJob, Media, utcnow
 from services.catalog.domain.errors import Conflict, NotFound
 from services.catalog.domain.paging import count, page
@@ -118,18 +119,18 @@ def update_item(
 FINAL_STATUSES = ("done", "failed", "skipped")
 
 
-class IngestItemSpec(BaseModel):
+class IngestItemSpec(Inbound):
     item_key: str = Field(min_length=1, max_length=1000, examples=["2019/IMG_0042.jpg"])
     payload: dict[str, Any] = Field({}, description="The manifest row: observed_at, latitude, individual_id...")
     content_key: str | None = Field(None, max_length=1000,
                                     description="The object's name in the job's S3 source, when it has one.")
 
 
-class IngestItemsAddSpecs(BaseModel):
+class IngestItemsAddSpecs(Inbound):
     items: list[IngestItemSpec] = Field(min_length=1, max_length=10_000)
 
 
-class ClaimRequest(BaseModel):
+class ClaimRequest(Inbound):
     worker_id: str = Field(min_length=1, max_length=200)
     limit: int = Field(8, ge=1, le=500)
     lease_s: float = Field(60.0, gt=0, le=3600)
@@ -153,7 +154,7 @@ class ClaimResponse(BaseModel):
     remaining: int = Field(description="Items of the job (or of all running jobs) not final yet, claimed ones included.")
 
 
-class RenewRequest(BaseModel):
+class RenewRequest(Inbound):
     worker_id: str = Field(min_length=1, max_length=200)
     item_ids: list[str] = Field(min_length=1, max_length=500)
     lease_s: float = Field(60.0, gt=0, le=3600)
@@ -163,7 +164,7 @@ class RenewResponse(BaseModel):
     renewed: list[str] = Field(description="The items this worker still holds; the others were lost.")
 
 
-class CompleteRequest(BaseModel):
+class CompleteRequest(Inbound):
     worker_id: str = Field(min_length=1, max_length=200)
     status: Literal["done", "failed", "skipped"]
     media_id: str | None = None

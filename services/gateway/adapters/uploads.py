@@ -29,7 +29,13 @@ async def read_single_image(request: Request, field: str = "image") -> Upload:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "multipart/form-data":
         form = await request.form()
-        value = form.get(field)
+        values = form.getlist(field)
+        if len(values) > 1:
+            # Taking one of them would answer about a photo the caller may not have meant.
+            raise Problem(422, f"Send exactly one photo in the multipart field `{field}`; got {len(values)}.",
+                          slug="validation-error",
+                          errors=[{"field": field, "message": f"{len(values)} values", "type": "too_many"}])
+        value = values[0] if values else None
         if not isinstance(value, UploadFile):
             raise Problem(422, f"Send the photo in the multipart field `{field}`.", slug="validation-error",
                           errors=[{"field": field, "message": "missing file", "type": "missing"}])

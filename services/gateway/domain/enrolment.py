@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
+
+from finprint.schemas.common import NOTES_MAX_LENGTH, Inbound, SingleLine
 
 
-class EncounterForm(BaseModel):
+class EncounterForm(Inbound):
     """The form fields of ``POST /v1/encounters`` (and of a stored identify)."""
 
     observed_at: AwareDatetime | None = Field(None, description="ISO 8601 with a time zone.",
@@ -16,8 +18,8 @@ class EncounterForm(BaseModel):
     longitude: float | None = Field(None, ge=-180, le=180)
     location: str | None = Field(None, max_length=200)
     observer: str | None = Field(None, max_length=200)
-    notes: str | None = Field(None, max_length=10_000)
-    individual_id: str | None = Field(None, min_length=1, max_length=64,
+    notes: str | None = Field(None, max_length=NOTES_MAX_LENGTH)
+    individual_id: SingleLine | None = Field(None, min_length=1, max_length=64,
                                       description="Catalogue code of the animal when known; a new code creates it.")
 
     @model_validator(mode="after")
