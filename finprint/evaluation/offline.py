@@ -36,6 +36,8 @@ class EmbedderCard:
     trim_letterbox: bool
     thresholds: dict[str, float]
     default_threshold: float
+    centroid_weight: float
+    """How the matcher scores individuals with this model's thresholds (``IndividualScoring``)."""
 
     def threshold_for(self, species: str) -> float:
         return self.thresholds.get(species, self.default_threshold)
@@ -53,6 +55,7 @@ class OfflineEmbedder:
             trim_letterbox=bool(card.get("trim_letterbox", False)),
             thresholds={k: float(v) for k, v in card.get("new_individual_thresholds_by_species", {}).items()},
             default_threshold=float(card.get("new_individual_threshold", 0.5)),
+            centroid_weight=float((card.get("individual_scoring") or {}).get("centroid_weight", 0.0)),
         )
         self.session = create_session(files, OnnxModelSettings(intra_op_threads=threads))
         self.batch = batch
@@ -82,14 +85,14 @@ class OfflineEmbedder:
 
 
 def ranked_labels(queries: np.ndarray, gallery: np.ndarray, gallery_ids: Sequence[str],
-                  threshold: float) -> list[list[str]]:
+                  threshold: float, centroid_weight: float = 0.0) -> list[list[str]]:
     """Top-5 labels per query, as the matcher ranks them."""
-    return predictions_with_new(rank_individuals(queries, gallery, list(gallery_ids)), threshold)
+    return predictions_with_new(rank_individuals(queries, gallery, list(gallery_ids), centroid_weight), threshold)
 
 
 def best_threshold(queries: np.ndarray, gallery: np.ndarray, gallery_ids: Sequence[str],
-                   truths: Sequence[str]) -> float:
+                   truths: Sequence[str], centroid_weight: float = 0.0) -> float:
     """The ``new_individual`` threshold that maximises MAP@5 on these queries (validation only)."""
-    ranking = rank_individuals(queries, gallery, list(gallery_ids))
+    ranking = rank_individuals(queries, gallery, list(gallery_ids), centroid_weight)
     curve = [map_at_5(predictions_with_new(ranking, float(t)), list(truths)) for t in THRESHOLDS]
     return float(THRESHOLDS[int(np.argmax(curve))])

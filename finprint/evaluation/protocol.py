@@ -2,8 +2,8 @@
 
 Per species, from the held-out individuals of a training run's split (never seen in training):
 
-- each *known* individual enrols up to ``gallery_photos`` photos and is queried with
-  ``queries_per_individual`` other photos;
+- each *known* individual enrols up to ``gallery_photos`` photos (one fewer than it has) and
+  is queried with up to ``queries_per_individual`` of the others;
 - each *new* individual (a quarter of them, as the split decided) is only queried: the right
   answer is ``new_individual``;
 - the *distractor* individuals enrol up to ``distractor_photos`` photos each and are never
@@ -40,11 +40,19 @@ DEFAULT_DATASETS = [
 ]
 
 
+# Individuals scored 0.5 by their best photo and 0.5 by their photos' centroid: better than the best
+# photo alone on the validation individuals of every species (docs/models.md). The matcher applies
+# what the model card says; evaluations that choose a card's thresholds use this.
+DEFAULT_CENTROID_WEIGHT = 0.5
+
+
 @dataclass(frozen=True)
 class ProtocolConfig:
     gallery_photos: int = 3
     distractor_photos: int = 2
-    queries_per_individual: int = 1
+    queries_per_individual: int = 4
+    """Up to this many query photos per individual: more queries, less noise (a known individual
+    keeps its gallery photos first)."""
     max_known: int | None = None
     """Keep at most this many known individuals (and new and distractor ones in proportion): the
     small version that runs in the test suite."""
@@ -126,10 +134,12 @@ def species_protocol(species: str, queried: EvalSet, distractors: EvalSet, cfg: 
     out = SpeciesProtocol(species)
     for individual in known_ids:
         mine = _shuffled(photos[individual], f"{cfg.seed}:{species}:{individual}")
-        n_queries = min(cfg.queries_per_individual, len(mine) - 1)
-        out.queries += mine[:n_queries]
-        out.truths += [individual] * n_queries
-        out.gallery.append(GalleryIndividual(individual, mine[n_queries : n_queries + cfg.gallery_photos], False))
+        # The gallery first, so that asking more queries never shrinks what the catalogue holds.
+        n_gallery = min(cfg.gallery_photos, len(mine) - 1)
+        queries = mine[n_gallery : n_gallery + cfg.queries_per_individual]
+        out.queries += queries
+        out.truths += [individual] * len(queries)
+        out.gallery.append(GalleryIndividual(individual, mine[:n_gallery], False))
     for individual in new_ids:
         mine = _shuffled(photos[individual], f"{cfg.seed}:{species}:{individual}")[: cfg.queries_per_individual]
         out.queries += mine

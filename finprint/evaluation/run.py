@@ -56,7 +56,7 @@ def offline_stages(offline: OfflineEmbedder, protocol: SpeciesProtocol, answers:
     query_regions = [a.region for a in answers.queries]
 
     def rank(g: np.ndarray, q: np.ndarray) -> list[list[str]]:
-        return ranked_labels(q, g, ids, threshold)
+        return ranked_labels(q, g, ids, threshold, offline.card.centroid_weight)
 
     return {
         "model": rank(offline.embed(gallery_paths, "training"), offline.embed(query_paths, "training")),

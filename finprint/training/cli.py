@@ -104,7 +104,7 @@ def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
                           help="with --api: the model repository the offline rows run (the API's own)")
     evaluate.add_argument("--split", choices=["test", "val"], default="test", help="with --api: whose individuals")
     evaluate.add_argument("--species", nargs="*", default=None, help="with --api: only these species")
-    evaluate.add_argument("--queries-per-individual", type=int, default=2,
+    evaluate.add_argument("--queries-per-individual", type=int, default=4,
                           help="with --api: query photos of each individual (more: less noise)")
     evaluate.add_argument("--max-known", type=int, default=None,
                           help="with --api: at most this many known individuals per species (a quick run)")

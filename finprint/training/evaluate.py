@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from finprint.training.config import config_from_dict
-from finprint.evaluation.protocol import Protocol, ProtocolConfig, SpeciesProtocol, build_protocol, protocol_digest
+from finprint.evaluation.protocol import DEFAULT_CENTROID_WEIGHT, Protocol, ProtocolConfig, SpeciesProtocol, build_protocol, protocol_digest
 from finprint.training.data import NOT_CETACEAN, Sample, default_data_dir, read_images
 from finprint.training.metrics import (
     NEW_INDIVIDUAL,
@@ -93,12 +93,14 @@ def raw_pixel_embedder(size: int = 32, trim_letterbox: bool = False) -> Embedder
 
 # --- re-identification --------------------------------------------------------------------
 
-def ranking_for(embed: Embedder, protocol: SpeciesProtocol) -> tuple[Ranking, np.ndarray, list[str]]:
-    """The queries ranked against the gallery (distractor individuals included)."""
+def ranking_for(embed: Embedder, protocol: SpeciesProtocol,
+                centroid_weight: float = 0.0) -> tuple[Ranking, np.ndarray, list[str]]:
+    """The queries ranked against the gallery (distractor individuals included), individuals
+    scored as the matcher scores them."""
     photos = [photo for photo, _ in protocol.gallery_photos]
     ids = [who for _, who in protocol.gallery_photos]
     gallery = embed(photos)
-    return rank_individuals(embed(protocol.queries), gallery, ids), gallery, ids
+    return rank_individuals(embed(protocol.queries), gallery, ids, centroid_weight), gallery, ids
 
 
 def collapse_check(gallery: np.ndarray, ids: list[str]) -> dict[str, float]:
@@ -129,7 +131,7 @@ def reid_metrics(ranking: Ranking, truths: list[str], threshold: float) -> dict[
     }
 
 
-def evaluate_reid(embed: Embedder, val: Protocol, test: Protocol) -> dict[str, Any]:
+def evaluate_reid(embed: Embedder, val: Protocol, test: Protocol, centroid_weight: float = 0.0) -> dict[str, Any]:
     """Per species: threshold chosen on validation, metrics on test; plus one overall threshold.
 
     Both use the identification protocol (``finprint.evaluation.protocol``): a gallery with
@@ -139,10 +141,10 @@ def evaluate_reid(embed: Embedder, val: Protocol, test: Protocol) -> dict[str, A
     val_curves = {}
     test_rankings: dict[str, tuple[Ranking, list[str]]] = {}
     for species in sorted(test.species):
-        val_ranking, _, _ = ranking_for(embed, val.species[species])
+        val_ranking, _, _ = ranking_for(embed, val.species[species], centroid_weight)
         val_curves[species] = threshold_curve(val_ranking, val.species[species].truths)
         threshold = float(THRESHOLDS[int(np.argmax(val_curves[species]))])
-        test_ranking, gallery, ids = ranking_for(embed, test.species[species])
+        test_ranking, gallery, ids = ranking_for(embed, test.species[species], centroid_weight)
         truths = test.species[species].truths
         metrics = reid_metrics(test_ranking, truths, threshold)
         metrics["val_map5"] = float(val_curves[species].max())
@@ -286,7 +288,8 @@ def evaluate_checkpoint(
     data_dir: Path | None = None,
     baselines: bool = True,
     image_size: int | None = None,
-    protocol: ProtocolConfig = ProtocolConfig(queries_per_individual=2),
+    protocol: ProtocolConfig = ProtocolConfig(queries_per_individual=4),
+    centroid_weight: float = DEFAULT_CENTROID_WEIGHT,
 ) -> dict[str, Any]:
     """Evaluate a training checkpoint on its own run's split; write report.{json,md} and plots.
 
@@ -307,7 +310,7 @@ def evaluate_checkpoint(
     reid = {}
     for name, fn in embedders.items():
         log.info("evaluating %s", name)
-        reid[name] = evaluate_reid(fn, protocols["val"], protocols["test"])
+        reid[name] = evaluate_reid(fn, protocols["val"], protocols["test"], centroid_weight)
     species_samples = [s for es in split.test.values() for s in es.gallery + es.queries] + split.negatives_test
     species = species_metrics(species_probs(species_samples), species_samples, list(meta["species"]))
     report: dict[str, Any] = {
@@ -316,6 +319,7 @@ def evaluate_checkpoint(
         "lineage": meta["lineage"],
         "image_size": meta["image_size"],
         "protocol": {"config": protocol.__dict__, "test": protocol_digest(protocols["test"])},
+        "centroid_weight": centroid_weight,
         "reid": reid,
         "species": species,
         "thresholds": {

@@ -169,6 +169,8 @@ def embedder_info(meta: dict[str, Any], report: dict[str, Any] | None, stage: st
         "species": list(meta["species"]),
         "new_individual_threshold": thresholds.get("overall", 0.5),
         "new_individual_thresholds_by_species": thresholds.get("by_species", {}),
+        # The matcher scores individuals by the rule the thresholds were chosen with.
+        "individual_scoring": {"centroid_weight": (report or {}).get("centroid_weight", 0.0)},
         "backbone": meta["backbone"],
         # An untrained export has seen no photos; say so rather than list the datasets.
         "trained_on": [] if stage.startswith("untrained") else list(meta["config"]["datasets"]),

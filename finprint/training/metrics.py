@@ -37,15 +37,23 @@ class Ranking:
     scores: list[np.ndarray]
 
 
-def rank_individuals(queries: np.ndarray, gallery: np.ndarray, gallery_ids: list[str]) -> Ranking:
-    """Score each individual by its best-matching gallery photo, as a k-NN matcher does."""
+def rank_individuals(queries: np.ndarray, gallery: np.ndarray, gallery_ids: list[str],
+                     centroid_weight: float = 0.0) -> Ranking:
+    """Score each individual by its best-matching gallery photo, as a k-NN matcher does; with
+    ``centroid_weight`` w, by ``(1 - w) * best + w * cosine to the individual's centroid`` (the
+    normalised mean of its photos), the matcher's ``IndividualScoring``."""
     individuals = sorted(set(gallery_ids))
     column = {ind: i for i, ind in enumerate(individuals)}
     sims = queries @ gallery.T  # [Q, G]
     best = np.full((len(queries), len(individuals)), -np.inf, dtype=np.float32)
     for g, ind in enumerate(gallery_ids):
         np.maximum(best[:, column[ind]], sims[:, g], out=best[:, column[ind]])
-    order = np.argsort(-best, axis=1)
+    if centroid_weight:
+        centroids = np.zeros((len(individuals), gallery.shape[1]), dtype=np.float64)
+        np.add.at(centroids, [column[i] for i in gallery_ids], gallery)
+        centroids /= np.maximum(np.linalg.norm(centroids, axis=1, keepdims=True), 1e-12)
+        best = ((1 - centroid_weight) * best + centroid_weight * (queries @ centroids.T)).astype(np.float32)
+    order = np.argsort(-best, axis=1, kind="stable")
     return Ranking([[individuals[j] for j in row] for row in order], [best[q, row] for q, row in enumerate(order)])
 
 

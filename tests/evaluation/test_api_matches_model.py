@@ -37,7 +37,7 @@ def test_api_scores_within_005_of_the_model_offline_on_the_same_photos(tmp_path:
         ).stdout.strip().splitlines()[-1]
         report = evaluate_api(ApiTarget(system.gateway_url, key, tag="t", concurrency=2), shared_data,
                               default_model_repository(), tmp_path / "report",
-                              config=ProtocolConfig(queries_per_individual=2, max_known=20))
+                              config=ProtocolConfig(max_known=20))
     assert report["same_model"], report.get("api_models")
     assert (tmp_path / "report" / "report.md").read_text().count("| api |") == 3
     for species, result in report["species"].items():

@@ -33,6 +33,7 @@ def load_model_thresholds(model_repository: Path, fallback: float, temperature: 
         default=float(metadata.get("new_individual_threshold", fallback)),
         by_species={str(k): float(v) for k, v in by_species.items()},
         temperature=float(metadata.get("new_individual_temperature", temperature)),
+        centroid_weight=float((metadata.get("individual_scoring") or {}).get("centroid_weight", 0.0)),
     )
     log.info(
         "new-individual thresholds loaded",

@@ -30,7 +30,7 @@ from services.matcher.domain.index import (
     normalised_rows,
 )
 from services.matcher.domain.placement import Placement
-from services.matcher.domain.ranking import IndividualScore
+from services.matcher.domain.ranking import BEST_IMAGE, IndividualScore, IndividualScoring
 
 log = logging.getLogger("finprint.matcher.gallery")
 
@@ -109,7 +109,7 @@ class Gallery:
     # -- reading -------------------------------------------------------------------------------
 
     def search(
-        self, key: IndexKey, queries: np.ndarray, k: int
+        self, key: IndexKey, queries: np.ndarray, k: int, scoring: IndividualScoring = BEST_IMAGE
     ) -> tuple[list[list[IndividualScore]], IndexInfo]:
         if not self.ownership.owns(key.org_id, key.species_group):
             raise NotOwned(
@@ -119,7 +119,7 @@ class Gallery:
         index = self._indexes.get(key_tuple(key))
         if index is None:
             return [[] for _ in range(len(queries))], self._info(key, None)
-        return index.search(queries, k), self._info(key, index)
+        return index.search(queries, k, scoring), self._info(key, index)
 
     def infos(self) -> list[IndexInfo]:
         return [self._info(index.key, index) for index in list(self._indexes.values())]
@@ -136,6 +136,14 @@ class Gallery:
     @property
     def size(self) -> int:
         return sum(index.size for index in list(self._indexes.values()))
+
+    def members(self) -> tuple[int, dict[KeyTuple, tuple[list[tuple[str, str]], int]]]:
+        """``applied_seq`` and, per index, its (embedding id, individual id) pairs and FAISS's own
+        vector count, taken together (no write runs meanwhile): what reconciliation compares."""
+        with self._mutex:
+            return self.applied_seq, {
+                key: index.members() for key, index in self._indexes.items() if index.size
+            }
 
     # -- writing -------------------------------------------------------------------------------
 

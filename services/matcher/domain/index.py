@@ -18,7 +18,7 @@ import hashlib
 import logging
 import math
 import threading
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -28,7 +28,13 @@ import numpy as np
 
 from finprint.schemas.embeddings import IndexKey
 from services.matcher.domain.placement import Placement
-from services.matcher.domain.ranking import ImageHit, IndividualScore, best_per_individual
+from services.matcher.domain.ranking import (
+    BEST_IMAGE,
+    ImageHit,
+    IndividualScore,
+    IndividualScoring,
+    best_per_individual,
+)
 from services.matcher.domain.rwlock import ReadWriteLock
 
 log = logging.getLogger("finprint.matcher.index")
@@ -152,6 +158,7 @@ class VectorIndex:
         self._entries: dict[str, _Entry] = {}
         self._by_internal: dict[int, tuple[str, str]] = {}
         self._images_per_individual: Counter[str] = Counter()
+        self._internal_ids_of: dict[str, set[int]] = defaultdict(set)
         self._next_internal_id = 0
         self._trained_size = 0
         self._rw = ReadWriteLock()
@@ -178,11 +185,18 @@ class VectorIndex:
         with self._rw.reading():
             return list(self._entries)
 
-    def search(self, queries: np.ndarray, k: int) -> list[list[IndividualScore]]:
-        """The k best individuals per query (unit rows), each scored by its best image.
+    def members(self) -> tuple[list[tuple[str, str]], int]:
+        """(embedding id, individual id) of every entry, and how many vectors FAISS itself holds."""
+        with self._rw.reading():
+            return [(e, entry.individual_id) for e, entry in self._entries.items()], int(self._faiss.ntotal)
+
+    def search(self, queries: np.ndarray, k: int, scoring: IndividualScoring = BEST_IMAGE) -> list[list[IndividualScore]]:
+        """The k best individuals per query (unit rows), scored as ``scoring`` says.
 
         Asks FAISS for more images than individuals, and asks again wider for the queries whose
-        images came from fewer than k individuals, until k individuals or the whole gallery.
+        images came from fewer than k individuals, until k individuals or the whole gallery. The
+        individuals those images found are then scored; with a centroid weight, each by its best
+        image and by the mean of all its images (see ``IndividualScoring``).
         """
         queries = normalised_rows(queries, self.policy.dim)
         results: list[list[IndividualScore]] = [[] for _ in range(len(queries))]
@@ -199,12 +213,24 @@ class VectorIndex:
                     individuals = best_per_individual(self._hits(scores[row], ids[row]))
                     exhausted = width >= total or bool((ids[row] < 0).any())
                     if len(individuals) >= k or exhausted:
+                        if scoring.centroid_weight:
+                            individuals = scoring.rescored(individuals, self._centroid_similarities(
+                                queries[query_index], [c.individual_id for c in individuals]))
                         results[query_index] = individuals[:k]
                     else:
                         unfinished.append(query_index)
                 pending = np.asarray(unfinished, dtype=np.int64)
                 width = min(total, width * 4)
         return results
+
+    def _centroid_similarities(self, query: np.ndarray, individual_ids: Sequence[str]) -> list[float]:
+        """Cosine of the query with each individual's centroid (the normalised mean of its images)."""
+        similarities = []
+        for individual_id in individual_ids:
+            internal = np.fromiter(self._internal_ids_of.get(individual_id, ()), dtype=np.int64)
+            centroid = self._faiss.reconstruct_batch(internal).sum(axis=0)
+            similarities.append(float(query @ centroid) / max(float(np.linalg.norm(centroid)), 1e-12))
+        return similarities
 
     def _hits(self, scores: np.ndarray, ids: np.ndarray) -> list[ImageHit]:
         hits = []
@@ -261,7 +287,7 @@ class VectorIndex:
                 with self._rw.writing():
                     self._faiss.remove_ids(faiss.IDSelectorArray(internal_ids))
                     for embedding_id, internal_id in zip(present, internal_ids.tolist()):
-                        self._count_out(self._entries.pop(embedding_id).individual_id)
+                        self._count_out(self._entries.pop(embedding_id).individual_id, internal_id)
                         del self._by_internal[internal_id]
                 self._refresh_searchable()
                 self._reindex_if_due()
@@ -285,17 +311,20 @@ class VectorIndex:
             for embedding_id, entry in staged.items():
                 previous = self._entries.get(embedding_id)
                 if previous is not None:
-                    self._count_out(previous.individual_id)
+                    self._count_out(previous.individual_id, previous.internal_id)
                 self._images_per_individual[entry.individual_id] += 1
+                self._internal_ids_of[entry.individual_id].add(entry.internal_id)
                 self._entries[embedding_id] = entry
                 self._by_internal[entry.internal_id] = (embedding_id, entry.individual_id)
         if removals or additions:
             self._refresh_searchable()
 
-    def _count_out(self, individual_id: str) -> None:
+    def _count_out(self, individual_id: str, internal_id: int) -> None:
         self._images_per_individual[individual_id] -= 1
+        self._internal_ids_of[individual_id].discard(internal_id)
         if self._images_per_individual[individual_id] <= 0:
             del self._images_per_individual[individual_id]
+            self._internal_ids_of.pop(individual_id, None)
 
     def _refresh_searchable(self) -> None:
         if self.placement.device == "gpu":
@@ -379,6 +408,7 @@ class VectorIndex:
             )
             index._by_internal[internal_id] = (embedding_id, individual_id)
             index._images_per_individual[individual_id] += 1
+            index._internal_ids_of[individual_id].add(internal_id)
         index._next_internal_id, index._trained_size = (int(v) for v in arrays["counters"])
         if restored.ntotal != len(index._entries):
             raise ValueError(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from finprint.schemas.matcher import Candidate, QueryResult, SearchRequest, SearchResponse
 from services.matcher.domain.gallery import Gallery
-from services.matcher.domain.ranking import NewIndividualRule
+from services.matcher.domain.ranking import IndividualScoring, NewIndividualRule
 from services.matcher.domain.thresholds import ThresholdBook
 
 
 def identify(gallery: Gallery, thresholds: ThresholdBook, request: SearchRequest) -> SearchResponse:
-    per_query, info = gallery.search(request, request.matrix(), request.k)
+    scoring = IndividualScoring(thresholds.model.centroid_weight)
+    per_query, info = gallery.search(request, request.matrix(), request.k, scoring)
     rule = NewIndividualRule(
         threshold=thresholds.threshold_for(request.org_id, request.species_group),
         temperature=thresholds.model.temperature,

@@ -2,7 +2,10 @@
 
 A catalogue holds several images per individual. Ranking images would let one well-photographed
 individual fill every slot; the Happywhale solutions instead score each individual by its best
-image, and answer "new_individual" where the best similarity falls below a threshold.
+image, and answer "new_individual" where the best similarity falls below a threshold. Scoring an
+individual also by the centroid of its images (``IndividualScoring``) measured better on the
+validation individuals of every species (docs/models.md), and the model card says which rule its
+thresholds were chosen with.
 """
 
 from __future__ import annotations
@@ -28,6 +31,28 @@ class IndividualScore:
     individual_id: str
     score: float
     best_embedding_id: str
+
+
+@dataclass(frozen=True)
+class IndividualScoring:
+    """An individual's score: ``(1 - w) * best image cosine + w * cosine to its images' centroid``.
+
+    w = 0 is the best image alone. The centroid is the normalised mean of the individual's unit
+    vectors; ``finprint.training.metrics.rank_individuals`` implements the same rule offline.
+    """
+
+    centroid_weight: float = 0.0
+
+    def rescored(self, candidates: list[IndividualScore], centroid_similarities: list[float]) -> list[IndividualScore]:
+        w = self.centroid_weight
+        mixed = [
+            IndividualScore(c.individual_id, (1 - w) * c.score + w * centroid, c.best_embedding_id)
+            for c, centroid in zip(candidates, centroid_similarities)
+        ]
+        return sorted(mixed, key=lambda c: (-c.score, c.individual_id))
+
+
+BEST_IMAGE = IndividualScoring(0.0)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ class ModelThresholds:
     default: float
     by_species: Mapping[str, float] = field(default_factory=dict)
     temperature: float = 0.05
+    centroid_weight: float = 0.0
+    """How individuals were scored when these thresholds were chosen (``IndividualScoring``)."""
 
 
 class ThresholdBook:
