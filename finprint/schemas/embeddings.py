@@ -9,6 +9,8 @@ without parsing 512 floats), converted with :func:`encode_vector` / :func:`decod
 from __future__ import annotations
 
 import base64
+import hashlib
+from collections.abc import Iterable
 from typing import Literal
 
 import numpy as np
@@ -63,3 +65,50 @@ class EmbeddingPage(BaseModel):
 class ChangePage(BaseModel):
     changes: list[EmbeddingChange]
     head_seq: int
+
+
+_DIGEST_MODULUS = 2**128
+
+
+class MembershipDigest:
+    """An order-independent digest of an index's (embedding id, individual id) pairs.
+
+    The sum modulo 2**128 of each pair's BLAKE2b-128: the catalog and the matcher each feed their
+    own rows in whatever order they hold them, and equal digests with equal counts mean the same
+    embeddings filed under the same individuals.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._total = 0
+
+    def add(self, embedding_id: str, individual_id: str) -> None:
+        pair = f"{embedding_id}\x1f{individual_id}".encode()
+        value = int.from_bytes(hashlib.blake2b(pair, digest_size=16).digest(), "big")
+        self._total = (self._total + value) % _DIGEST_MODULUS
+        self.count += 1
+
+    def hexdigest(self) -> str:
+        return f"{self._total:032x}"
+
+
+def membership_digest(members: Iterable[tuple[str, str]]) -> tuple[int, str]:
+    """(count, digest) of the pairs, see :class:`MembershipDigest`."""
+    digest = MembershipDigest()
+    for embedding_id, individual_id in members:
+        digest.add(embedding_id, individual_id)
+    return digest.count, digest.hexdigest()
+
+
+class IndexSummary(IndexKey):
+    """What one index should hold: how many embeddings, and the digest of their ids and individuals."""
+
+    count: int = Field(ge=0)
+    digest: str = Field(description="MembershipDigest of the (embedding id, individual id) pairs.")
+
+
+class EmbeddingSummary(BaseModel):
+    """The catalogue's indexed embeddings per (organisation, species group, model version), at ``head_seq``."""
+
+    head_seq: int = Field(description="The change sequence number the summary reflects exactly.")
+    indexes: list[IndexSummary]

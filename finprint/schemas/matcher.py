@@ -202,6 +202,38 @@ class SnapshotResponse(BaseModel):
     manifest: str = Field(description="Object-store name of the snapshot's manifest.")
 
 
+class IndexDifference(IndexKey):
+    """One index whose content differs from the catalogue's (counts of embeddings; digests differ)."""
+
+    matcher_count: int = Field(description="Embeddings this shard holds for the key.")
+    catalog_count: int = Field(description="Embeddings the catalogue indexes for the key.")
+    faiss_count: int = Field(description="Vectors in the FAISS index itself (equals matcher_count when sound).")
+
+
+ReconciliationStatus = Literal["consistent", "repaired", "differs", "inconclusive", "failed", "not_run"]
+
+
+class Reconciliation(BaseModel):
+    """The matcher's indexes compared with the catalogue's embeddings (ids, individuals and count per
+    (organisation, species group, model version)) at one change sequence number."""
+
+    status: ReconciliationStatus = Field(
+        description="consistent: equal; repaired: differed, rebuilt from the catalogue, equal now; differs: "
+        "still differs after the rebuild; inconclusive: the catalogue kept changing, nothing compared; "
+        "failed: the catalogue could not be read; not_run: no check yet."
+    )
+    checked_at: str | None = Field(None, description="When the check ended (ISO 8601, UTC).")
+    trigger: Literal["start", "timer", "request", "none"] = "none"
+    applied_seq: int | None = Field(None, description="The change sequence number both sides were compared at.")
+    indexes_compared: int = 0
+    embeddings: int = Field(0, description="Embeddings this shard holds for its keys, after the check.")
+    differences: list[IndexDifference] = Field(
+        default_factory=list, description="What differed (before the repair, when there was one)."
+    )
+    reason: str | None = Field(None, description="Why the check was inconclusive or failed.")
+    seconds: float = 0.0
+
+
 class ThresholdOverride(BaseModel):
     """An organisation's own new-individual threshold, replacing the model's."""
 

@@ -80,6 +80,7 @@ def create_app(
         snapshot_on_shutdown=settings.snapshot_on_shutdown,
         retry_after_s=settings.retry_after_s,
         omp_threads=settings.omp_threads or os.cpu_count() or 1,
+        reconcile_interval_s=settings.reconcile_interval_s,
     )
 
     @asynccontextmanager

@@ -16,6 +16,7 @@ from finprint.schemas.matcher import (
     DeleteResult,
     IndexesResponse,
     OrgThresholds,
+    Reconciliation,
     SearchRequest,
     SearchResponse,
     SnapshotResponse,
@@ -137,6 +138,23 @@ async def indexes(runtime: Runtime) -> IndexesResponse:
 @router.post("/sync", summary="Apply the catalogue's changes now (instead of at the next poll)")
 async def sync(runtime: Runtime) -> SyncResponse:
     return await runtime.sync()
+
+
+@router.get(
+    "/reconciliation",
+    summary="The last comparison of the indexes with the catalogue's embeddings (at start, on a timer, on request)",
+)
+async def reconciliation(request: Request) -> Reconciliation:
+    runtime: MatcherRuntime = request.app.state.matcher
+    return runtime.last_reconciliation
+
+
+@router.post(
+    "/reconcile",
+    summary="Compare the indexes with the catalogue's embeddings now; rebuild from the catalogue if they differ",
+)
+async def reconcile(runtime: Runtime) -> Reconciliation:
+    return await runtime.reconcile("request")
 
 
 @router.post("/snapshot", summary="Write a snapshot of every index to the object store now")

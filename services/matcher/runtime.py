@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -24,11 +25,18 @@ from starlette.concurrency import run_in_threadpool
 from finprint.metrics import ServiceMetrics
 from finprint.objectstore import ObjectStoreError
 from finprint.problems import DependencyUnavailable, Problem
-from finprint.schemas.embeddings import EmbeddingRecord
-from finprint.schemas.matcher import SearchRequest, SearchResponse, SnapshotResponse, SyncResponse
+from finprint.schemas.embeddings import EmbeddingRecord, EmbeddingSummary, IndexKey, MembershipDigest
+from finprint.schemas.matcher import (
+    IndexDifference,
+    Reconciliation,
+    SearchRequest,
+    SearchResponse,
+    SnapshotResponse,
+    SyncResponse,
+)
 from services.matcher.adapters.catalog import CatalogEmbeddings
 from services.matcher.adapters.snapshots import SnapshotStore
-from services.matcher.domain.gallery import Gallery, ShardOwnership, WriteOutcome
+from services.matcher.domain.gallery import Gallery, KeyTuple, ShardOwnership, WriteOutcome, key_model
 from services.matcher.domain.index import IndexPolicy
 from services.matcher.domain.matching import identify
 from services.matcher.domain.placement import Placement
@@ -77,6 +85,15 @@ class MatcherMetrics:
         self.snapshot_seq = metrics.gauge(
             "finprint_matcher_snapshot_seq", "Sequence number of the last snapshot."
         )
+        self.reconciliations = metrics.counter(
+            "finprint_matcher_reconciliations_total",
+            "Comparisons of the indexes with the catalogue's embeddings, by status.",
+            ("status",),
+        )
+        self.reconciliation_differences = metrics.gauge(
+            "finprint_matcher_reconciliation_differences",
+            "Indexes that differed from the catalogue at the last reconciliation (before its repair).",
+        )
 
 
 @dataclass
@@ -89,6 +106,7 @@ class RuntimeConfig:
     snapshot_on_shutdown: bool
     retry_after_s: int
     omp_threads: int
+    reconcile_interval_s: float = 600.0
 
 
 async def in_worker(threads: int, work: Callable[..., T], *args: object) -> T:
@@ -127,6 +145,8 @@ class MatcherRuntime:
         self._snapshot_seq: int | None = None
         self._sync_lock = asyncio.Lock()
         self._snapshot_lock = asyncio.Lock()
+        self._reconcile_lock = asyncio.Lock()
+        self.last_reconciliation = Reconciliation(status="not_run")
 
     def _empty_gallery(self) -> Gallery:
         return Gallery(self.config.policy, self.placement, self.config.ownership)
@@ -142,6 +162,9 @@ class MatcherRuntime:
         else:
             self.gallery = restored
             await self.sync()
+        # A snapshot only makes the start faster; before serving, check that what it gave (plus the
+        # replay) is what the catalogue holds, and rebuild when it is not.
+        await self.reconcile("start")
         self.loaded = True
 
     async def _restore_snapshot(self) -> Gallery | None:
@@ -243,6 +266,117 @@ class MatcherRuntime:
             self.metrics.changes.inc(len(page.changes))
             self.metrics.catalog_lag.set(max(0, page.head_seq - gallery.applied_seq))
 
+    # -- reconciliation ------------------------------------------------------------------------
+
+    async def reconcile(self, trigger: str = "request", *, attempts: int = 5) -> Reconciliation:
+        """Compare every index with the catalogue's embeddings; rebuild from the catalogue when they differ.
+
+        Both sides are compared at the same change sequence number: the gallery catches up with the
+        log, then the catalogue's summary must be at exactly that head (otherwise it moved on: catch
+        up and compare again, up to ``attempts`` times, then report ``inconclusive``).
+        """
+        async with self._reconcile_lock:
+            started = time.perf_counter()
+            try:
+                report = await self._compare(trigger, attempts)
+                if report.status == "differs":
+                    log.warning(
+                        "indexes differ from the catalogue; rebuilding",
+                        extra={"fields": {"differences": [d.model_dump() for d in report.differences]}},
+                    )
+                    await self.rebuild()
+                    after = await self._compare(trigger, attempts)
+                    status = "repaired" if after.status == "consistent" else after.status
+                    report = after.model_copy(update={"status": status, "differences": report.differences})
+            except Exception as exc:  # the catalogue unreachable: report it, the next round tries again
+                report = Reconciliation(status="failed", trigger=trigger, reason=f"{type(exc).__name__}: {exc}")
+            report = report.model_copy(
+                update={
+                    "checked_at": datetime.now(UTC).isoformat(),
+                    "seconds": round(time.perf_counter() - started, 3),
+                }
+            )
+            self.last_reconciliation = report
+            self.metrics.reconciliations.labels(report.status).inc()
+            if report.status in {"consistent", "repaired", "differs"}:
+                self.metrics.reconciliation_differences.set(len(report.differences))
+            log.info(
+                "reconciliation",
+                extra={
+                    "fields": {
+                        "status": report.status,
+                        "trigger": trigger,
+                        "applied_seq": report.applied_seq,
+                        "differences": len(report.differences),
+                        "reason": report.reason,
+                    }
+                },
+            )
+            return report
+
+    async def _compare(self, trigger: str, attempts: int) -> Reconciliation:
+        catalog_head: int | None = None
+        for attempt in range(attempts):
+            if attempt:
+                await asyncio.sleep(min(0.2 * 2**attempt, 2.0))
+            async with self._sync_lock:
+                await self._catch_up(self.gallery)
+                applied_seq, members = await run_in_threadpool(self.gallery.members)
+            try:
+                theirs = await self.catalog.summary()
+            except Problem as problem:
+                if problem.status == 409:
+                    continue  # writers kept the catalogue busy: catch up and ask again
+                raise
+            catalog_head = theirs.head_seq
+            if theirs.head_seq == applied_seq:
+                differences = await run_in_threadpool(self._differences, members, theirs)
+                return Reconciliation(
+                    status="differs" if differences else "consistent",
+                    trigger=trigger,
+                    applied_seq=applied_seq,
+                    indexes_compared=len(
+                        set(members)
+                        | {(i.org_id, i.species_group, i.model_version) for i in theirs.indexes if self._owns(i)}
+                    ),
+                    embeddings=sum(len(pairs) for pairs, _ in members.values()),
+                    differences=differences,
+                )
+        return Reconciliation(
+            status="inconclusive",
+            trigger=trigger,
+            reason=f"the catalogue kept changing (its head {catalog_head}, ours {self.gallery.applied_seq})",
+        )
+
+    def _owns(self, key: IndexKey) -> bool:
+        return self.config.ownership.owns(key.org_id, key.species_group)
+
+    def _differences(
+        self, members: dict[KeyTuple, tuple[list[tuple[str, str]], int]], theirs: EmbeddingSummary
+    ) -> list[IndexDifference]:
+        expected = {
+            (i.org_id, i.species_group, i.model_version): (i.count, i.digest)
+            for i in theirs.indexes
+            if self._owns(i)
+        }
+        differences = []
+        for key in sorted(set(expected) | set(members)):
+            pairs, faiss_count = members.get(key, ([], 0))
+            digest = MembershipDigest()
+            for embedding_id, individual_id in pairs:
+                digest.add(embedding_id, individual_id)
+            catalog_count, catalog_digest = expected.get(key, (0, MembershipDigest().hexdigest()))
+            if (digest.count, digest.hexdigest(), faiss_count) != (catalog_count, catalog_digest, catalog_count):
+                differences.append(
+                    IndexDifference(
+                        **key_model(key).model_dump(),
+                        matcher_count=digest.count,
+                        catalog_count=catalog_count,
+                        faiss_count=faiss_count,
+                    )
+                )
+        return differences
+
     # -- snapshots -----------------------------------------------------------------------------
 
     async def snapshot(self) -> SnapshotResponse:
@@ -317,6 +451,10 @@ class MatcherRuntime:
                 self._every(self.config.threshold_refresh_interval_s, self.refresh_thresholds),
                 name="matcher-thresholds",
             ),
+            asyncio.create_task(
+                self._every(self.config.reconcile_interval_s, self._reconcile_if_loaded),
+                name="matcher-reconcile",
+            ),
         ]
         try:
             yield
@@ -327,6 +465,10 @@ class MatcherRuntime:
             if self.config.snapshot_on_shutdown:
                 with contextlib.suppress(Exception):  # the log still holds everything; never block shutdown
                     await self.snapshot_if_changed()
+
+    async def _reconcile_if_loaded(self) -> None:
+        if self.loaded:
+            await self.reconcile("timer")
 
     async def _follow(self) -> None:
         while not self.loaded:

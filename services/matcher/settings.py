@@ -38,6 +38,13 @@ class MatcherSettings(ServiceSettings, ObjectStoreSettings):
     snapshot_on_shutdown: bool = Field(
         True, description="Write a snapshot when the matcher stops cleanly, so the next start replays less."
     )
+    reconcile_interval_s: float = Field(
+        600.0,
+        gt=0,
+        description="Seconds between comparisons of the indexes with the catalogue's embeddings (ids and "
+        "count per index; also run at start, and by POST /v1/reconcile); a difference is repaired by a "
+        "rebuild from the catalogue.",
+    )
     threshold_refresh_interval_s: float = Field(
         30.0,
         gt=0,

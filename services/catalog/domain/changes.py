@@ -27,6 +27,9 @@ from finprint.schemas.embeddings import (
     EmbeddingChange,
     EmbeddingPage,
     EmbeddingRecord,
+    EmbeddingSummary,
+    IndexSummary,
+    MembershipDigest,
     encode_vector,
 )
 from services.catalog.adapters.db.models import Annotation, Change, Individual, Species
@@ -158,3 +161,34 @@ def change_page(session: Session, *, after_seq: int, limit: int, org_id: str | N
                 )
             )
     return ChangePage(changes=events, head_seq=head)
+
+
+class CatalogueChanging(Exception):
+    """Writers kept changing the indexed embeddings while a summary was read: try again shortly."""
+
+
+def embedding_summary(session: Session, *, attempts: int = 5) -> EmbeddingSummary:
+    """Count and digest of the indexed embeddings per index key, exactly as of ``head_seq``.
+
+    Every write that changes what is indexed logs a change, so a summary read between two equal
+    readings of the head reflects exactly that head (seq numbers are handed out in commit order).
+    The matcher's reconciliation compares it with its own indexes once it has applied ``head_seq``.
+    """
+    query = _indexed_query().with_only_columns(
+        Annotation.org_id, Individual.species_key, Annotation.embedding_model, Annotation.id, Individual.id
+    )
+    for _ in range(attempts):
+        before = head_seq(session)
+        digests: dict[tuple[str, str, str], MembershipDigest] = {}
+        for org_id, species, model, embedding_id, individual_id in session.execute(
+            query.execution_options(yield_per=5000)
+        ):
+            digests.setdefault((org_id, species, model), MembershipDigest()).add(embedding_id, individual_id)
+        session.rollback()  # end the read so the head below is read afresh (PostgreSQL and SQLite)
+        if head_seq(session) == before:
+            indexes = [
+                IndexSummary(org_id=o, species_group=g, model_version=m, count=d.count, digest=d.hexdigest())
+                for (o, g, m), d in sorted(digests.items())
+            ]
+            return EmbeddingSummary(head_seq=before, indexes=indexes)
+    raise CatalogueChanging(f"the indexed embeddings changed during {attempts} readings")

@@ -1,7 +1,8 @@
 """The catalog's internal embedding endpoints, as the matcher reads them.
 
 ``GET /v1/internal/embeddings?cursor=&limit=`` pages through every embedding (a full rebuild);
-``GET /v1/internal/changes?after_seq=&limit=`` is the change log after a sequence number.
+``GET /v1/internal/changes?after_seq=&limit=`` is the change log after a sequence number;
+``GET /v1/internal/embeddings:summary`` counts and digests what each index should hold (reconciliation).
 Schemas: finprint/schemas/embeddings.py.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from finprint.http import ServiceClient
-from finprint.schemas.embeddings import ChangePage, EmbeddingPage
+from finprint.schemas.embeddings import ChangePage, EmbeddingPage, EmbeddingSummary
 
 
 class CatalogEmbeddings:
@@ -38,6 +39,9 @@ class CatalogEmbeddings:
             "/v1/internal/changes", params={"after_seq": after_seq, "limit": self.page_size}
         )
         return ChangePage.model_validate(body)
+
+    async def summary(self) -> EmbeddingSummary:
+        return EmbeddingSummary.model_validate(await self.client.get_json("/v1/internal/embeddings:summary"))
 
     async def ready(self) -> None:
         await self.client.ready()
