@@ -149,14 +149,21 @@ class LocalObjectStore(ObjectStore):
             raise
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
-        self._write_atomically(self._meta_path(key), json.dumps({"content_type": content_type}).encode())
-        self._write_atomically(self._path(key), data)
+        try:
+            self._write_atomically(self._meta_path(key), json.dumps({"content_type": content_type}).encode())
+            self._write_atomically(self._path(key), data)
+        except OSError as exc:  # a full disk (ENOSPC), a quota, a read-only mount: the store failed
+            if not self._path(key).exists():
+                self._meta_path(key).unlink(missing_ok=True)  # no content type left for an object never written
+            raise ObjectStoreError(f"cannot write {key!r}: {exc.strerror or exc}") from exc
 
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
         except (FileNotFoundError, IsADirectoryError):
             raise ObjectNotFound(key) from None
+        except OSError as exc:
+            raise ObjectStoreError(f"cannot read {key!r}: {exc.strerror or exc}") from exc
 
     def content_type(self, key: str) -> str:
         if not self.exists(key):
@@ -170,8 +177,11 @@ class LocalObjectStore(ObjectStore):
         return self._path(key).is_file()
 
     def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
-        self._meta_path(key).unlink(missing_ok=True)
+        try:
+            self._path(key).unlink(missing_ok=True)
+            self._meta_path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise ObjectStoreError(f"cannot delete {key!r}: {exc.strerror or exc}") from exc
 
     def list(self, prefix: str = "") -> Iterator[str]:
         keys = []

@@ -22,7 +22,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from finprint.objectstore import ObjectNotFound, ObjectStore
+from finprint.objectstore import ObjectNotFound, ObjectStore, ObjectStoreError
 from finprint.schemas.embeddings import IndexKey
 from finprint.schemas.matcher import OrgThresholds
 from services.matcher.domain.gallery import GallerySnapshot
@@ -47,19 +47,33 @@ class SnapshotStore:
             return self.manifest_key
         folder = f"{self.shard_prefix}snapshots/{snapshot.applied_seq:020d}-{secrets.token_hex(4)}/"
         entries = []
-        for number, (key, arrays) in enumerate(snapshot.indexes):
-            object_key = f"{folder}{number}.npz"
-            self.store.put(object_key, _to_npz(arrays))
-            entries.append({"key": key.model_dump(), "object": object_key, "size": len(arrays["seqs"])})
-        manifest = {
-            "format": FORMAT,
-            "applied_seq": snapshot.applied_seq,
-            "created_at": datetime.now(UTC).isoformat(),
-            "indexes": entries,
-        }
-        self.store.put(self.manifest_key, json.dumps(manifest).encode(), "application/json")
+        try:
+            for number, (key, arrays) in enumerate(snapshot.indexes):
+                object_key = f"{folder}{number}.npz"
+                self.store.put(object_key, _to_npz(arrays))
+                entries.append({"key": key.model_dump(), "object": object_key, "size": len(arrays["seqs"])})
+            manifest = {
+                "format": FORMAT,
+                "applied_seq": snapshot.applied_seq,
+                "created_at": datetime.now(UTC).isoformat(),
+                "indexes": entries,
+            }
+            self.store.put(self.manifest_key, json.dumps(manifest).encode(), "application/json")
+        except ObjectStoreError:
+            # The previous manifest is still whole; what this attempt wrote would only fill the disk
+            # (a full disk fails every round: each would leave its objects behind).
+            self._delete_folder(folder, [entry["object"] for entry in entries])
+            raise
         self._delete_older_than(folder)
         return self.manifest_key
+
+    def _delete_folder(self, folder: str, written: list[str]) -> None:
+        try:
+            for key in {*written, *self.store.list(folder)}:
+                self.store.delete(key)
+        except ObjectStoreError as exc:
+            log.warning("objects of a failed snapshot left behind", extra={"fields": {"folder": folder,
+                                                                                       "reason": str(exc)}})
 
     def load(self) -> GallerySnapshot | None:
         """The last snapshot, or None when this shard has none (or one of another format)."""
