@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from finprint.schemas.gateway import IdentifyResponse, TokenResponse
+from finprint.schemas.gateway import EncounterIdentifyResponse, IdentifyResponse, TokenResponse
 
 M = TypeVar("M", bound=BaseModel)
 ImageInput = Path | bytes
@@ -131,6 +131,11 @@ class FinprintClient:
         data = {k: str(v) for k, v in encounter.items() if v is not None}
         return self._model(IdentifyResponse, "POST", "/v1/identify", params={"store": str(store).lower()},
                            files=[_image_part(image, "image")], data=data, headers=headers)
+
+    def identify_encounter(self, images: Sequence[ImageInput]) -> EncounterIdentifyResponse:
+        """Who the animal of several photos of one encounter is: each photo's answer, and one fused answer."""
+        return self._model(EncounterIdentifyResponse, "POST", "/v1/encounters:identify",
+                           files=[_image_part(i, "images") for i in images])
 
     def enrol(self, images: Sequence[ImageInput], *, individual_id: str | None = None,
               idempotency_key: str | None = None, **encounter: Any) -> dict[str, Any]:

@@ -14,7 +14,8 @@ NO_CETACEAN = "no_cetacean"
 
 class IdentifyCandidate(BaseModel):
     individual_id: str = Field(description="The individual's catalogue code.", examples=["HW-0042"])
-    score: float = Field(description="Best cosine similarity to this individual's catalogued images.",
+    score: float = Field(description="Cosine similarity to this individual: its best catalogued image, mixed "
+                         "with the centroid of its images where the model card says so (`individual_scoring`).",
                          examples=[0.81])
     name: str | None = Field(None, examples=["Salt"])
 
@@ -48,6 +49,32 @@ class IdentifyResponse(BaseModel):
     model: IdentifyModels
     encounter_id: str | None = Field(None, description="Set when stored (store=true).")
     media_id: str | None = None
+
+
+class EncounterPhoto(BaseModel):
+    """What one photo of an encounter shows on its own."""
+
+    filename: str
+    result: IdentifyResult | None = Field(description="The animal of the photo (its most confident detection); "
+                                          "null when no cetacean was found.")
+    reason: str | None = Field(None, description=f"Why there is no result, e.g. `{NO_CETACEAN}`.")
+
+
+class FusedIdentification(BaseModel):
+    """One answer for the animal of the whole encounter: its photos' embeddings averaged, then searched."""
+
+    species: list[SpeciesScore] = Field(description="Species probabilities averaged over the photos used, best first.")
+    candidates: list[IdentifyCandidate] = Field(description="Up to 5 catalogued individuals, best first.")
+    new_individual: float = Field(ge=0, le=1)
+    ranking: list[str] = Field(description="Five labels, as for one photo.")
+    photos_used: int = Field(description="Photos in which a cetacean was found (the others are left out).")
+
+
+class EncounterIdentifyResponse(BaseModel):
+    fused: FusedIdentification | None = Field(description="Null when no photo showed a cetacean.")
+    photos: list[EncounterPhoto] = Field(description="One per photo sent, in order.")
+    reason: str | None = Field(None, description=f"Why there is no fused answer, e.g. `{NO_CETACEAN}`.")
+    model: IdentifyModels
 
 
 class TokenResponse(BaseModel):

@@ -73,6 +73,12 @@ class GatewaySettings(ServiceSettings):
         5, ge=1, description="Leases an item may get before it fails (its workers kept dying or timing out)."
     )
     ingest_poll_s: float = Field(1.0, gt=0, description="How often an idle ingest worker asks for items.")
+    encounter_photo_concurrency: int = Field(
+        4, ge=1, description="Photos of one encounter analysed at the same time (identify by encounter)."
+    )
+    encounter_max_photos: int = Field(
+        20, ge=1, description="Most photos one encounter identification takes."
+    )
     ingest_bulk_concurrency: int = Field(
         4, ge=1,
         description="Calls a worker keeps in flight per peer host (bulk work leaves the rest of each "

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from finprint.client import FinprintClient
+from tests.web.conftest import _humpbacks_by_individual
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -206,3 +207,19 @@ def test_the_review_queue_shows_the_animal_under_review(page: Page, web_system: 
     crop = card.locator(".query svg.crop image")
     crop.wait_for(timeout=10_000)
     assert crop.get_attribute("href")
+
+
+def test_several_photos_of_one_encounter_are_identified_together(page: Page, web_system: WebSystem,
+                                                                   shared_data: Path, tmp_path: Path) -> None:
+    photos = _humpbacks_by_individual(shared_data)
+    whale = sorted(w for w, p in photos.items() if len(p) >= 4)[-1]  # none of the other tests' whales
+    paths = sorted(photos[whale])[:4]
+    with FinprintClient(web_system.url, api_key=web_system.api_key) as fp:
+        fp.enrol(paths[:2], individual_id="HW-WEB-ENC")
+    sign_in_with_key(page, web_system.api_key)
+    page.get_by_role("link", name="Identify", exact=True).click()
+    page.set_input_files("#identify-photo", [str(p) for p in paths[2:4]])
+    page.get_by_role("heading", name="The encounter's animal (2 photos)", exact=False).wait_for()
+    assert "HW-WEB-ENC" in page.locator(".fused-ranking").inner_text()
+    assert page.locator(".encounter-photos li").count() == 2
+    page.screenshot(path=str(tmp_path / "identify-encounter.png"), full_page=True)

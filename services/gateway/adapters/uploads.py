@@ -62,3 +62,20 @@ def request_fingerprint(route: str, uploads: Sequence[Upload], fields: Mapping[s
     for name in sorted(fields):
         digest.update(f"\n{name}={fields[name]}".encode())
     return digest.hexdigest()
+
+
+async def read_photos(request: Request, field: str, max_count: int) -> list[Upload]:
+    """The photos of a multipart request's repeated field ``field``: at least one, at most ``max_count``."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "multipart/form-data":
+        raise Problem(415, f"Send the photos as multipart/form-data, one `{field}` file field each; "
+                           f"got {content_type or 'no Content-Type'}.")
+    form = await request.form()
+    files = [f for f in form.getlist(field) if isinstance(f, UploadFile)]
+    if not files or len(files) > max_count:
+        found = "none" if not files else str(len(files))
+        raise Problem(422, f"Send 1 to {max_count} photos in the multipart field `{field}`; got {found}.",
+                      slug="validation-error",
+                      errors=[{"field": field, "message": f"{found} files", "type": "missing" if not files else "too_many"}])
+    return [Upload(await f.read(), f.filename or f"image-{i}", f.content_type or "application/octet-stream")
+            for i, f in enumerate(files)]

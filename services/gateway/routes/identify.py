@@ -9,8 +9,9 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from finprint.problems import Problem, problem_from_validation
-from finprint.schemas.gateway import IdentifyResponse
-from services.gateway.adapters.uploads import Upload, read_single_image, request_fingerprint
+from finprint.schemas.common import NOTES_MAX_LENGTH
+from finprint.schemas.gateway import EncounterIdentifyResponse, IdentifyResponse
+from services.gateway.adapters.uploads import Upload, read_photos, read_single_image, request_fingerprint
 from services.gateway.dependencies import GatewayContext, gateway_context, identify_quota
 from services.gateway.domain.enrolment import EncounterForm
 from services.gateway.domain.principal import Principal, Role
@@ -19,6 +20,7 @@ from services.gateway.orchestration import (
     enrol_annotations,
     file_under,
     identify,
+    identify_encounter,
     image_payload,
     known_individual_decision,
 )
@@ -40,6 +42,20 @@ IDENTIFY_EXAMPLE = {
     "encounter_id": None, "media_id": None,
 }
 
+PHOTO = {"type": "string", "format": "binary"}
+# The routes read their bodies themselves (one photo from either form), so the contract is spelled out here.
+IDENTIFY_BODY = {"requestBody": {"required": True, "content": {
+    "multipart/form-data": {"schema": {"type": "object", "required": ["image"], "properties": {"image": PHOTO}}},
+    **{media_type: {"schema": PHOTO} for media_type in ("image/jpeg", "image/png", "image/webp")}}}}
+ENROL_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["images"], "properties": {
+        "images": {"type": "array", "items": PHOTO}, "observed_at": {"type": "string", "format": "date-time"},
+        "latitude": {"type": "number", "minimum": -90, "maximum": 90},
+        "longitude": {"type": "number", "minimum": -180, "maximum": 180},
+        "location": {"type": "string", "maxLength": 200}, "observer": {"type": "string", "maxLength": 200},
+        "notes": {"type": "string", "maxLength": NOTES_MAX_LENGTH},
+        "individual_id": {"type": "string", "minLength": 1, "maxLength": 64}}}}}}}
+
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
                                                description="Retrying with the same key stores nothing twice.")]
 
@@ -52,6 +68,7 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
     "body. Nothing is stored unless `store=true` (contributors): then an encounter and an identification "
     "waiting for review are created.",
     responses={200: {"content": {"application/json": {"example": IDENTIFY_EXAMPLE}}}},
+    openapi_extra=IDENTIFY_BODY,
 )
 async def identify_photo(
     request: Request,
@@ -79,6 +96,25 @@ async def identify_photo(
     response.encounter_id = enrolled["encounter"]["id"]
     response.media_id = enrolled["media"][0]["id"]
     return response
+
+
+@router.post(
+    "/encounters:identify",
+    response_model=EncounterIdentifyResponse,
+    summary="Which catalogued individual several photos of one encounter show",
+    description="Multipart: the photos of ONE animal seen in one encounter, each as an `images` file field. "
+    "Each photo is identified on its own (`photos`), and the animal once from all of them (`fused`: the "
+    "photos' embeddings averaged and searched together), which ranks the animal much better than any single "
+    "photo (docs/models.md). Photos without a cetacean are left out of the fused answer. Nothing is stored.",
+)
+async def identify_encounter_photos(
+    request: Request,
+    principal: Principal = Depends(identify_quota),
+    ctx: GatewayContext = Depends(gateway_context),
+) -> EncounterIdentifyResponse:
+    uploads = await read_photos(request, "images", ctx.settings.encounter_max_photos)
+    return await identify_encounter(ctx.pipeline, ctx.catalog, principal.org_id, uploads,
+                                    ctx.settings.encounter_photo_concurrency)
 
 
 async def _enrolment_form(request: Request) -> tuple[EncounterForm, list[Upload], str]:
@@ -110,6 +146,7 @@ async def _enrolment_form(request: Request) -> tuple[EncounterForm, list[Upload]
     "`latitude`, `longitude`, `location`, `observer`, `notes`, and `individual_id` (a catalogue code) when "
     "the animal is known; a new code creates the individual. Without `individual_id` each photo's "
     "identification waits in the review queue. All photos are stored in one transaction, or none.",
+    openapi_extra=ENROL_BODY,
 )
 async def enrol_encounter(
     request: Request,

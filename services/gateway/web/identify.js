@@ -67,6 +67,26 @@ function resultSection(result, index, photoUrl) {
     h("ul", { class: "candidates", "aria-label": `Candidates for animal ${index + 1}` }, query, candidates));
 }
 
+function encounterSection(answer) {
+  const { fused } = answer;
+  const candidates = fused.candidates.length
+    ? fused.candidates.map((c, i) => candidateCard(c, i + 1))
+    : [h("li", { class: "card empty" }, "No catalogued individual of this species is similar yet.")];
+  const perPhoto = h("ol", { class: "encounter-photos", "aria-label": "Each photo on its own" },
+    answer.photos.map((p) => h("li", {}, h("span", { class: "code" }, p.filename), ": ",
+      p.result ? `${p.result.ranking.slice(0, 3).join(", ")}` : "no whale or dolphin found (left out)")));
+  return h("section", { class: "result", "aria-labelledby": "encounter-result" },
+    h("h2", { id: "encounter-result" },
+      `The encounter's animal (${fused.photos_used} photo${fused.photos_used === 1 ? "" : "s"}): `
+      + speciesName(fused.species[0] && fused.species[0].species)),
+    h("dl", {},
+      h("dt", {}, "New individual"), h("dd", { class: "new-individual" }, percent(fused.new_individual)),
+      h("dt", {}, "Ranking"), h("dd", { class: "fused-ranking" }, fused.ranking.join(", "))),
+    h("h3", {}, "Candidates from all the photos together, best first"),
+    h("ul", { class: "candidates", "aria-label": "Candidates for the encounter" }, candidates),
+    h("h3", {}, "Each photo on its own"), perPhoto);
+}
+
 export async function identifyView() {
   const preview = h("div", { class: "preview" });
   const results = h("div", { class: "results", "aria-live": "polite" });
@@ -85,6 +105,22 @@ export async function identifyView() {
       const draw = () => answer.results.forEach((r) => img.parentElement.append(boxOverlay(img, r.box)));
       if (img.complete) draw(); else img.addEventListener("load", draw, { once: true });
       showResults(file, answer);
+    } catch (error) {
+      replace(results, errorBox(error));
+    }
+  }
+
+  async function identifyEncounter(files) {
+    if (photoUrl) URL.revokeObjectURL(photoUrl);
+    photoUrl = null;
+    replace(preview, h("p", {}, `${files.length} photos of one encounter: ${files.map((f) => f.name).join(", ")}`));
+    replace(results, busy("Identifying the encounter…"));
+    const form = new FormData();
+    files.forEach((f) => form.append("images", f));
+    try {
+      const answer = await api.upload("/v1/encounters:identify", form);
+      replace(results, answer.fused ? encounterSection(answer)
+        : notice("No whale or dolphin was found in these photos."));
     } catch (error) {
       replace(results, errorBox(error));
     }
@@ -122,9 +158,12 @@ export async function identifyView() {
 
   return h("section", {},
     h("h1", {}, "Identify a photo"),
-    h("p", { class: "lead" }, "Which species, and which catalogued individual? Nothing is kept unless you store it."),
+    h("p", { class: "lead" }, "Which species, and which catalogued individual? Nothing is kept unless you store it. "
+      + "Several photos of one animal from one encounter are identified together, which ranks it much better."),
     h("div", { class: "identify-layout" },
-      h("div", {}, photoPicker("identify-photo", "Photo to identify", { onFiles: ([file]) => identify(file) }),
-        preview),
+      h("div", {}, photoPicker("identify-photo", "Photo to identify, or several of one encounter", {
+        multiple: true,
+        onFiles: (files) => (files.length > 1 ? identifyEncounter(files) : identify(files[0])),
+      }), preview),
       results));
 }
