@@ -75,14 +75,18 @@ def _annotation_rows(session: Session, org_id: str) -> list[tuple[Annotation, Me
 
 
 def _individuals(session: Session, org_id: str) -> dict[str, Individual]:
+    """Read AFTER the annotation rows: each statement may see writes committed since the one
+    before (PostgreSQL's read committed), and individuals are never deleted, so every individual
+    an annotation row names is here, even one an enrolment created between the two reads."""
     return {i.id: i for i in session.scalars(select(Individual).where(Individual.org_id == org_id))}
 
 
 def encounters_csv(session: Session, org_id: str) -> str:
+    rows = _annotation_rows(session, org_id)
     individuals = _individuals(session, org_id)
     codes: dict[str, set[str]] = defaultdict(set)
     species: dict[str, set[str]] = defaultdict(set)
-    for annotation, _media, encounter in _annotation_rows(session, org_id):
+    for annotation, _media, encounter in rows:
         if encounter is None:
             continue
         if annotation.individual_id:
@@ -137,6 +141,7 @@ def dataset_zip(session: Session, store: ObjectStore, org_id: str) -> IO[bytes]:
     Written to a spooled temporary file (memory up to 64 MB, then disk) so large catalogues do
     not have to fit in memory; the caller streams and closes it.
     """
+    rows = _annotation_rows(session, org_id)
     individuals = _individuals(session, org_id)
     spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)  # noqa: SIM115 - the caller closes it
     labels = io.StringIO()
@@ -144,7 +149,7 @@ def dataset_zip(session: Session, store: ObjectStore, org_id: str) -> IO[bytes]:
     writer.writerow(DATASET_LABEL_COLUMNS)
     with zipfile.ZipFile(spool, "w", zipfile.ZIP_STORED) as archive:  # JPEGs do not compress
         written: set[str] = set()
-        for annotation, media, encounter in _annotation_rows(session, org_id):
+        for annotation, media, encounter in rows:
             if annotation.individual_id is None:
                 continue
             individual = individuals[annotation.individual_id]
@@ -186,6 +191,7 @@ def iter_file(handle: IO[bytes], chunk_size: int = 1024 * 1024) -> Iterator[byte
 
 def occurrences(session: Session, org_id: str, org_slug: str) -> list[Occurrence]:
     """One occurrence per (encounter, individual), and per (encounter, species) for unidentified animals."""
+    rows = _annotation_rows(session, org_id)
     individuals = _individuals(session, org_id)
     species = {s.key: s for s in session.scalars(select(Species))}
     decisions = {
@@ -198,7 +204,7 @@ def occurrences(session: Session, org_id: str, org_slug: str) -> list[Occurrence
     }
     grouped: dict[tuple[str, str], list[Annotation]] = defaultdict(list)
     encounters: dict[str, Encounter] = {}
-    for annotation, _media, encounter in _annotation_rows(session, org_id):
+    for annotation, _media, encounter in rows:
         if encounter is None or encounter.occurred_at is None:
             continue
         subject = annotation.individual_id or f"species:{annotation.species_key}"
