@@ -459,6 +459,8 @@ def backup(storage: Storage, output: Path, log: Any = None) -> dict[str, Any]:
     output = Path(output)
     if output.exists() and (not output.is_dir() or any(output.iterdir())):
         raise BackupError(f"{output} already exists: a backup goes into a new folder")
+    if storage.engine == "sqlite" and not _sqlite_path(storage.url).is_file():
+        raise BackupError(f"no catalogue database at {_sqlite_path(storage.url)}")
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.parent / f"{output.name}.partial-{secrets.token_hex(4)}"
     partial.mkdir()
