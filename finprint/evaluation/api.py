@@ -78,7 +78,7 @@ class ApiEvaluation:
         digest = hashlib.blake2b(f"{species}/{individual_id}".encode(), digest_size=5).hexdigest()
         return f"{self.tag}-{digest}"[:64]
 
-    def _map(self, fn: Callable[[T], object], items: Sequence[T]) -> list:
+    def map(self, fn: Callable[[T], object], items: Sequence[T]) -> list:
         with ThreadPoolExecutor(self.concurrency) as pool:
             return list(pool.map(fn, items))
 
@@ -98,9 +98,9 @@ class ApiEvaluation:
 
     def enrol_gallery(self, protocol: SpeciesProtocol) -> dict[str, Box]:
         """Every gallery individual created with its species and enrolled as one encounter."""
-        self._map(lambda ind: self._create_individual(protocol.species, ind), protocol.gallery)
+        self.map(lambda ind: self._create_individual(protocol.species, ind), protocol.gallery)
         regions: dict[str, Box] = {}
-        for boxes in self._map(lambda ind: self._enrol(protocol.species, ind), protocol.gallery):
+        for boxes in self.map(lambda ind: self._enrol(protocol.species, ind), protocol.gallery):
             regions.update(boxes)
         return regions
 
@@ -114,15 +114,19 @@ class ApiEvaluation:
         ranking = [label if label == NEW_INDIVIDUAL else codes.get(label, label) for label in result.ranking]
         return QueryAnswer(ranking, tuple(result.box), False, result.species[0].species, embedder)
 
+    def individual_of_code(self, protocol: SpeciesProtocol) -> dict[str, str]:
+        """The protocol's individual id behind each catalogue code this run created."""
+        return {self.code_of(protocol.species, ind.individual_id): ind.individual_id for ind in protocol.gallery}
+
     def run_species(self, protocol: SpeciesProtocol) -> SpeciesAnswers:
         regions = self.enrol_gallery(protocol)
-        codes = {self.code_of(protocol.species, ind.individual_id): ind.individual_id for ind in protocol.gallery}
-        answers = self._map(lambda q: self.identify(q, codes), protocol.queries)
+        codes = self.individual_of_code(protocol)
+        answers = self.map(lambda q: self.identify(q, codes), protocol.queries)
         return SpeciesAnswers(answers, regions)
 
     def rejected(self, photos: Sequence[Sample]) -> list[bool]:
         """Per negative photo: whether the API said there is no cetacean in it."""
-        return self._map(lambda p: not with_retries(lambda: self.client.identify(p.path)).results, photos)
+        return self.map(lambda p: not with_retries(lambda: self.client.identify(p.path)).results, photos)
 
 
 def stored_boxes(enrolled: dict, photos: Sequence[Sample]) -> dict[str, Box]:

@@ -28,6 +28,8 @@ import numpy as np
 
 from finprint.client import FinprintClient
 from finprint.evaluation.api import ApiEvaluation, SpeciesAnswers
+from finprint.evaluation.fullframe import full_frame_sets
+from finprint.evaluation.fullframe import measure as measure_full_frames
 from finprint.evaluation.offline import OfflineEmbedder, ranked_labels
 from finprint.evaluation.protocol import Protocol, ProtocolConfig, SpeciesProtocol, load_protocol, protocol_digest
 from finprint.evaluation.scoring import score
@@ -112,6 +114,11 @@ def evaluate_api(
             report["species"][name] = species_report(offline, sp, answers)
             report["api_models"] = sorted({a.embedder for a in answers.queries if a.embedder})
             log.info("species %s: %s", name, json.dumps(report["species"][name]["stages"]))
+        report["full_frames"] = {
+            frames.name: measure_full_frames(api, offline, protocol.species[frames.species], frames)
+            for frames in full_frame_sets(data_dir, protocol.species)
+            if frames.species in report["species"] and frames.queries
+        }
         for folder, photos in protocol.negatives.items():
             rejected = api.rejected(photos)
             report["rejection"][folder] = {"rejected": round(float(np.mean(rejected)), 4), "photos": len(photos)}
@@ -140,6 +147,12 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {sp} | {stage} | {s['map5']:.3f} ({s['map5_ci'][0]:.3f}-{s['map5_ci'][1]:.3f}) | {s['top1']:.3f} | "
                 f"{s['top5']:.3f} | {s['new_recall']:.3f} | {s['queries']} | {'' if loss is None else f'{loss:+.3f}'} |"
             )
+    lines += ["", "Full frames (the animal small in the photo), against the same gallery: the API (whole photo) and "
+              "the model offline on the whole photo, the detector's box, and that box grown 2x.", "",
+              "| photos | queries | API | whole | detector box | box grown 2x |", "|---|---|---|---|---|---|"]
+    for name, r in report.get("full_frames", {}).items():
+        cells = " | ".join(f"{r[k]['map5']:.3f}" for k in ("api", "whole", "detector box", "box grown 2x"))
+        lines.append(f"| {name} | {r['queries']} | {cells} |")
     lines += ["", "| negatives folder | rejected as not a cetacean | photos |", "|---|---|---|"]
     for folder, r in report["rejection"].items():
         lines.append(f"| {folder} | {r['rejected']:.3f} | {r['photos']} |")
