@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from finprint import __version__
 from finprint.logs import REQUEST_ID_HEADER, bind_request, current_request_id, unbind_request
 from finprint.metrics import PROMETHEUS_CONTENT_TYPE, ServiceMetrics
-from finprint.problems import Problem, install_problem_handlers, problem_response
+from finprint.problems import PROBLEM_MEDIA_TYPE, Problem, install_problem_handlers, problem_response
 from finprint.settings import ServiceSettings
 
 ReadinessCheck = Callable[[], Awaitable[None]]
@@ -183,6 +183,47 @@ def plain_parameters(request: Request) -> None:
             raise _parameter_error(name, "query", "contains a control character", "control_character")
 
 
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "An error, as RFC 9457 problem details; `type` is a stable URI naming the kind of error.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "examples": ["https://finprint.dev/problems/validation-error"]},
+        "title": {"type": "string"}, "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string"}, "instance": {"type": "string"}, "request_id": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object", "properties": {
+            "field": {"type": "string"}, "message": {"type": "string"}}}},
+    },
+}
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Say in the OpenAPI what every error is: FastAPI documents its own 422 body, which the problem handlers
+    replace; a client (and schemathesis's conformance check) must be told the problem document instead."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        content = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:
+                    responses["422"] = {"description": "Invalid request: each invalid field in `errors`.",
+                                        "content": content}
+                responses.setdefault("default", {"description": "An error (problem details).", "content": content})
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        components["Problem"] = PROBLEM_SCHEMA
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def _probe_router(service: ServiceState) -> APIRouter:
     router = APIRouter(tags=["operations"])
 
@@ -245,6 +286,7 @@ def create_service_app(
                   dependencies=[Depends(plain_parameters)])
     app.state.service = state
     install_problem_handlers(app)
+    _document_problems(app)
     app.add_middleware(RequestContextMiddleware, service=state)
     app.include_router(_probe_router(state))
     for router in routers:
