@@ -1025,6 +1025,17 @@ def renew_ingest_items(payload: ingest.RenewRequest, db: DbSession) -> ingest.Re
 
 
 @internal.post(
+    "/ingest-items:release",
+    response_model=ingest.ReleaseResponse,
+    summary="Give leased items back untried (a service they need was unavailable); the attempt does not count",
+)
+def release_ingest_items(payload: ingest.ReleaseRequest, db: DbSession) -> ingest.ReleaseResponse:
+    released = ingest.release(db, payload)
+    commit(db)
+    return released
+
+
+@internal.post(
     "/ingest-items/{item_id}:complete", response_model=IngestItemOut, summary="Record a leased item's outcome"
 )
 def complete_ingest_item(

@@ -125,3 +125,34 @@ def test_a_pending_job_is_not_worked_on(catalog: TestClient) -> None:
     catalog.post(f"/v1/orgs/{org}/ingest-jobs/{job}/items:add", json={"items": [{"item_key": "a.jpg"}]})
     catalog.put(f"/v1/orgs/{org}/ingest-jobs/{job}/content/a.jpg", content=b"bytes")
     assert _claim(catalog, "w", job) == []
+
+
+def test_a_job_whose_last_items_give_up_is_completed(catalog: TestClient) -> None:
+    org, job = _job(catalog, 2)
+    [done, doomed] = _claim(catalog, "w", job, lease_s=0.1, max_attempts=1)
+    assert catalog.post(f"/v1/internal/ingest-items/{done['id']}:complete",
+                        json={"worker_id": "w", "status": "done"}).status_code == 200
+    time.sleep(0.2)
+    assert _claim(catalog, "w", job, max_attempts=1) == []  # the last open item gives up here
+    state = catalog.get(f"/v1/orgs/{org}/ingest-jobs/{job}").json()
+    assert state["status"] == "completed" and state["finished_at"], state
+    assert state["counts"] == {"done": 1, "failed": 1}
+
+
+def test_released_items_come_back_without_using_an_attempt(catalog: TestClient) -> None:
+    org, job = _job(catalog, 2)
+    held = _claim(catalog, "w", job, max_attempts=2)
+    for _ in range(3):  # three outages in a row: more than max_attempts
+        released = catalog.post("/v1/internal/ingest-items:release",
+                                json={"worker_id": "w", "item_ids": [i["id"] for i in held],
+                                      "reason": "matcher is unavailable"})
+        assert released.status_code == 200, released.text
+        assert sorted(released.json()["released"]) == sorted(i["id"] for i in held)
+        pending = catalog.get(f"/v1/orgs/{org}/ingest-jobs/{job}/items", params={"status": "pending"}).json()
+        assert {i["error"] for i in pending["items"]} == {"postponed: matcher is unavailable"}
+        held = _claim(catalog, "w", job, max_attempts=2)
+        assert [i["attempts"] for i in held] == [1, 1]
+    # Only the worker holding the lease can give an item back.
+    other = catalog.post("/v1/internal/ingest-items:release",
+                         json={"worker_id": "other", "item_ids": [held[0]["id"]], "reason": "x"})
+    assert other.json()["released"] == []

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import and_, false, func, or_, select, update
+from sqlalchemy import and_, case, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from finprint.schemas.catalog import IngestItemsAdd, IngestItemUpdate, IngestJobCreate, IngestJobOut
@@ -164,6 +164,16 @@ class RenewResponse(BaseModel):
     renewed: list[str] = Field(description="The items this worker still holds; the others were lost.")
 
 
+class ReleaseRequest(Inbound):
+    worker_id: str = Field(min_length=1, max_length=200)
+    item_ids: list[str] = Field(min_length=1, max_length=500)
+    reason: str = Field(max_length=2000, description="Why they were not processed (the service that failed).")
+
+
+class ReleaseResponse(BaseModel):
+    released: list[str] = Field(description="The items given back (those this worker still held).")
+
+
 class CompleteRequest(Inbound):
     worker_id: str = Field(min_length=1, max_length=200)
     status: Literal["done", "failed", "skipped"]
@@ -257,7 +267,7 @@ def claim(session: Session, request: ClaimRequest) -> ClaimResponse:
         session.execute(update(IngestItem).where(false()))  # the write lock, before reading
     now = utcnow()
     candidates = (
-        select(IngestItem.id, IngestItem.attempts)
+        select(IngestItem.id, IngestItem.attempts, IngestItem.job_id)
         .join(IngestJob, IngestJob.id == IngestItem.job_id)
         .where(IngestJob.status == "running", _claimable(now))
         .order_by(IngestItem.created_at, IngestItem.id)
@@ -267,7 +277,8 @@ def claim(session: Session, request: ClaimRequest) -> ClaimResponse:
     if request.job_id:
         candidates = candidates.where(IngestItem.job_id == request.job_id)
     claimed_ids = []
-    for item_id, attempts in session.execute(candidates).all():
+    gave_up: set[str] = set()
+    for item_id, attempts, job_id in session.execute(candidates).all():
         exhausted = attempts >= request.max_attempts
         values: dict[str, Any] = (
             {"status": "failed", "error": f"gave up after {attempts} attempts (its workers died or timed out)",
@@ -282,7 +293,11 @@ def claim(session: Session, request: ClaimRequest) -> ClaimResponse:
         ).rowcount
         if won and not exhausted:
             claimed_ids.append(item_id)
+        elif won:
+            gave_up.add(job_id)
     session.flush()
+    for job in session.scalars(select(IngestJob).where(IngestJob.id.in_(gave_up))) if gave_up else []:
+        _finish_if_drained(session, job)  # its last items may have been the ones given up
     items = session.scalars(select(IngestItem).where(IngestItem.id.in_(claimed_ids))).all() if claimed_ids else []
     options = {job.id: job.options for job in session.scalars(
         select(IngestJob).where(IngestJob.id.in_({item.job_id for item in items})))} if items else {}
@@ -303,6 +318,26 @@ def renew(session: Session, request: RenewRequest) -> RenewResponse:
                         .execution_options(synchronize_session=False))
     session.flush()
     return RenewResponse(renewed=renewed)
+
+
+def release(session: Session, request: ReleaseRequest) -> ReleaseResponse:
+    """Give leased items back untried: a service they need answered 503 before anything was stored.
+
+    The attempt does not count: attempts are for workers that die or hang, and an outage of a
+    dependency longer than ``max_attempts`` leases must not fail a job's photos. The reason stays on
+    the pending item until a worker takes it again.
+    """
+    held = and_(IngestItem.id.in_(request.item_ids), IngestItem.worker_id == request.worker_id,
+                IngestItem.status == "running")
+    released = list(session.scalars(select(IngestItem.id).where(held)))
+    if released:
+        session.execute(update(IngestItem).where(IngestItem.id.in_(released))
+                        .values(status="pending", lease_expires_at=None, updated_at=utcnow(),
+                                attempts=case((IngestItem.attempts > 0, IngestItem.attempts - 1), else_=0),
+                                error=f"postponed: {request.reason}"[:2000])
+                        .execution_options(synchronize_session=False))
+    session.flush()
+    return ReleaseResponse(released=released)
 
 
 def complete(session: Session, item_id: str, request: CompleteRequest) -> IngestItem:

@@ -25,6 +25,11 @@ class IngestQueue:
         body = {"worker_id": worker_id, "item_ids": item_ids, "lease_s": lease_s}
         return (await self.catalog.post_json("/v1/internal/ingest-items:renew", body, idempotent=True))["renewed"]
 
+    async def release(self, worker_id: str, item_ids: list[str], reason: str) -> list[str]:
+        """Give items back untried (a dependency failed before anything was stored): the attempt is not counted."""
+        body = {"worker_id": worker_id, "item_ids": item_ids, "reason": reason[:2000]}
+        return (await self.catalog.post_json("/v1/internal/ingest-items:release", body, idempotent=True))["released"]
+
     async def complete(self, item_id: str, worker_id: str, status: str, *, media_id: str | None = None,
                        result: dict[str, Any] | None = None, error: str | None = None) -> None:
         body = {"worker_id": worker_id, "status": status, "media_id": media_id, "result": result or {},

@@ -6,8 +6,11 @@ next worker's attempt replays instead of repeating. Across items and jobs the ca
 of the bytes finds photos enrolled before: those items are recorded as duplicates, not analysed.
 
 A bad item (undecodable file, unknown species, impossible coordinates, no cetacean found) fails
-alone, with its reason; a failing service leaves the item leased, and it is taken again when the
-lease expires (up to ``max_attempts``).
+alone, with its reason. A service failing before the enrolment gives the item back at once, its
+attempt not counted (attempts are for workers that die: an outage must not use them up), and the
+worker waits a little longer before each next claim while that goes on; a failure of the enrolment
+call itself leaves the item leased (it may have committed), taken again when the lease expires and
+replayed by its idempotency key.
 """
 
 from __future__ import annotations
@@ -59,6 +62,23 @@ def default_worker_id() -> str:
 
 class ItemFailed(Exception):
     """The item cannot be ingested; the reason is shown to the user."""
+
+
+class EnrolmentUnconfirmed(Exception):
+    """The catalog failed to answer the enrolment itself: it may have committed, so the item keeps its
+    lease (counted as an attempt) and the next attempt replays the enrolment by its idempotency key."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Postponed:
+    """A service failed while the item was processed; ``release``: nothing was stored, give it back now."""
+
+    reason: str
+    release: bool
 
 
 @dataclass
@@ -152,6 +172,7 @@ class Worker:
     async def run(self, stop: asyncio.Event) -> None:
         """Work until ``stop`` is set (the batch in hand is finished first) or, with a job id, the job is drained."""
         s = self.settings
+        postponed_rounds = 0
         while not stop.is_set():
             try:
                 claimed = await self.queue.claim(self.worker_id, s.ingest_batch_size, s.ingest_lease_s,
@@ -161,14 +182,21 @@ class Worker:
                 await _sleep_unless(stop, s.ingest_poll_s)
                 continue
             if claimed["items"]:
-                await self.process_batch(claimed["items"])
+                if await self.process_batch(claimed["items"]):
+                    # A service is failing: wait before the next claim, longer each time (up to 16 polls),
+                    # rather than cycle through the job's items while it is down.
+                    postponed_rounds += 1
+                    await _sleep_unless(stop, s.ingest_poll_s * 2 ** min(postponed_rounds - 1, 4))
+                else:
+                    postponed_rounds = 0
             elif self.job_id and claimed["remaining"] == 0:
                 return
             else:
                 # Nothing free: idle, or the rest is leased to others (retried here if they die).
                 await _sleep_unless(stop, s.ingest_poll_s)
 
-    async def process_batch(self, items: list[dict[str, Any]]) -> None:
+    async def process_batch(self, items: list[dict[str, Any]]) -> bool:
+        """Process and record a batch; True when a service failed for some of its items (postponed)."""
         renewer = asyncio.create_task(self._renew_leases([i["id"] for i in items]))
         try:
             results = await asyncio.gather(*(self._process_in_order(group) for group in _same_animal(items)))
@@ -176,14 +204,20 @@ class Worker:
             renewer.cancel()
         by_id = {item_id: outcome for group in results for item_id, outcome in group}
         outcomes = [by_id[item["id"]] for item in items]
-        for key in {o.reindex for o in outcomes if o and o.reindex}:
+        postponed = [(item, o) for item, o in zip(items, outcomes) if isinstance(o, Postponed)]
+        if released := [item["id"] for item, o in postponed if o.release]:
+            try:
+                await self.queue.release(self.worker_id, released, postponed[0][1].reason)
+            except DependencyUnavailable:
+                pass  # their leases expire instead (and then the attempt counts)
+        for key in {o.reindex for o in outcomes if isinstance(o, Outcome) and o.reindex}:
             try:
                 await self.pipeline.sync(*key)
             except DependencyUnavailable:
                 pass  # the matcher also pulls the catalogue's changes by itself, a little later
         for item, outcome in zip(items, outcomes):
-            if outcome is None:
-                continue  # a service failed: the item is taken again when its lease expires
+            if not isinstance(outcome, Outcome):
+                continue  # a service failed: given back above, or taken again when its lease expires
             try:
                 await self.queue.complete(item["id"], self.worker_id, outcome.status, media_id=outcome.media_id,
                                           result=outcome.result, error=outcome.error)
@@ -195,8 +229,9 @@ class Worker:
                 if problem.status != 409:
                     raise
                 log.warning("lease lost", extra={"fields": {"item_id": item["id"]}})
+        return bool(postponed)
 
-    async def _process_in_order(self, items: list[dict[str, Any]]) -> list[tuple[str, Outcome | None]]:
+    async def _process_in_order(self, items: list[dict[str, Any]]) -> list[tuple[str, Outcome | Postponed]]:
         return [(item["id"], await self._process(item)) for item in items]
 
     async def _renew_leases(self, item_ids: list[str]) -> None:
@@ -208,15 +243,19 @@ class Worker:
             except DependencyUnavailable:
                 continue
 
-    async def _process(self, item: dict[str, Any]) -> Outcome | None:
+    async def _process(self, item: dict[str, Any]) -> Outcome | Postponed:
         times = StageTimes()
         try:
             outcome = await self._ingest(item, times)
         except ItemFailed as failure:
             outcome = Outcome("failed", error=str(failure))
-        except DependencyUnavailable as exc:
+        except DependencyUnavailable as exc:  # before the enrolment: nothing stored, give the item back
             log.warning("ingest item postponed", extra={"fields": {"item_id": item["id"], "reason": exc.detail}})
-            return None
+            return Postponed(exc.detail, release=True)
+        except EnrolmentUnconfirmed as exc:
+            log.warning("ingest enrolment unconfirmed; retried when its lease expires",
+                        extra={"fields": {"item_id": item["id"], "reason": exc.reason}})
+            return Postponed(exc.reason, release=False)
         except Problem as problem:
             outcome = Outcome("failed", error=problem.detail)
         except Exception as exc:  # a bug costs this item, not the job: logged, and shown as its reason
@@ -290,6 +329,8 @@ class Worker:
         fingerprint = hashlib.sha256(f"ingest:{item['id']}:{sha256}".encode()).hexdigest()
         try:
             enrolled = await self.catalog.enrol(org_id, body, enrol_key(item), fingerprint)
+        except DependencyUnavailable as exc:
+            raise EnrolmentUnconfirmed(exc.detail) from exc
         except Problem as problem:
             if problem.status == 409 and problem.extensions.get("media_id"):
                 return _duplicate(sha256, str(problem.extensions["media_id"]))
