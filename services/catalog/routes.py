@@ -9,6 +9,7 @@ nothing. Creating POSTs accept an ``Idempotency-Key`` header.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -22,7 +23,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from finprint.objectstore import LOCAL_OBJECT_ROUTE, InvalidObjectKey, LocalObjectStore, ObjectNotFound
+from finprint.objectstore import (
+    LOCAL_OBJECT_ROUTE,
+    InvalidObjectKey,
+    LocalObjectStore,
+    ObjectNotFound,
+    ObjectStoreError,
+)
 from finprint.problems import NotFound, Problem
 from finprint.schemas.catalog import (
     AnnotationCreate,
@@ -91,6 +98,8 @@ from services.catalog.domain.scoping import get_owned
 
 if TYPE_CHECKING:
     from services.catalog.app import Catalog
+
+log = logging.getLogger("finprint.catalog")
 
 # --- dependencies -----------------------------------------------------------------------------
 
@@ -1043,9 +1052,18 @@ def complete_ingest_item(
 ) -> IngestItemOut:
     item = ingest.complete(db, item_id, payload)
     commit(db)
-    if item.content_key == ingest.staged_key(item) and item.status != "failed":
-        # The photo is in the catalogue now (or was already); a failed one stays for a look.
-        catalog(request).store.delete(item.content_key)
+    store = catalog(request).store
+    # The photo is in the catalogue now (or was already); a failed one stays for a look. The outcome is
+    # committed: an object store failing here must not make the worker believe it was not recorded.
+    keys = [item.content_key] if item.content_key == ingest.staged_key(item) and item.status != "failed" else []
+    job = ingest.get_job(db, item.org_id, item.job_id)
+    try:
+        if job.status == "completed":  # and what earlier deletions left behind while the store was down
+            keys += ingest.staged_leftovers(db, job, store.list(f"ingest/{job.org_id}/{job.id}/"))
+        for key in dict.fromkeys(k for k in keys if k):
+            store.delete(key)
+    except ObjectStoreError as exc:
+        log.warning("staged ingest photos not deleted", extra={"fields": {"job_id": item.job_id, "error": str(exc)}})
     return IngestItemOut.model_validate(item)
 
 

@@ -32,6 +32,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from finprint.objectstore import S3ObjectStore
 from finprint.testing.faults import (
     FaultableSystem,
     PrivatePostgres,
@@ -432,3 +433,7 @@ def assert_stored_once(rig: Rig, org: Org, job: dict, load: Load, named: list[tu
     assert sum(rows["media"].values()) == done + len(enrol) == rows["encounters"]
     assert rows["unlinked_media"] == 0
     assert rows["individuals"] == len(named) + len(enrol)
+    # Staged uploads are removed once their item is done (a failed one stays for a look).
+    staged = set(S3ObjectStore(rig.s3.server.endpoint, rig.s3.server.access_key, rig.s3.server.secret_key,
+                               "faults", secure=False).list(f"ingest/{org.id}/{job['id']}/"))
+    assert staged == {f"ingest/{org.id}/{job['id']}/{i['id']}" for i in items if i["status"] == "failed"}

@@ -15,6 +15,7 @@ the locking above were missing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -218,6 +219,13 @@ def get_item(session: Session, org_id: str, job_id: str, item_id: str) -> Ingest
 def staged_key(item: IngestItem) -> str:
     """Where an uploaded photo waits for its worker (deleted once the item is done)."""
     return f"ingest/{item.org_id}/{item.job_id}/{item.id}"
+
+
+def staged_leftovers(session: Session, job: IngestJob, stored: Iterable[str]) -> list[str]:
+    """Staged photos still in the store whose item is done or a duplicate (failed ones are kept)."""
+    failed = {staged_key(item) for item in session.scalars(
+        select(IngestItem).where(IngestItem.job_id == job.id, IngestItem.status == "failed"))}
+    return [key for key in stored if key not in failed]
 
 
 def stage_content(session: Session, item: IngestItem) -> str:
