@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import tarfile
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -45,6 +46,33 @@ async def test_zip_member_escaping_the_archive_is_a_422_naming_it(embedded: Embe
                                            files={"archive": ("trip.zip", archive.getvalue(), "application/zip")})
     problem = _assert_problem(response, 422)
     assert problem["member"] == "../../evil.jpg" and "../../evil.jpg" in problem["detail"]
+    assert (await embedded.gateway.get("/v1/ingest/jobs", headers=headers)).json()["total"] == 0
+
+
+def _damaged_archives() -> dict[str, bytes]:
+    whole = io.BytesIO()
+    with zipfile.ZipFile(whole, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        zipped.writestr("a.jpg", _jpeg(64, 64) + bytes(5000))
+    data = whole.getvalue()
+    flipped = bytearray(data)
+    flipped[60] ^= 0xFF  # inside the compressed photo: its CRC (or its deflate stream) no longer holds
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w:gz") as archive:
+        info = tarfile.TarInfo("a.jpg")
+        info.size = 9000
+        archive.addfile(info, io.BytesIO(bytes(9000)))
+    return {"bad crc": bytes(flipped), "central directory cut": data[:-30] + data[-22:],
+            "truncated tar.gz": tar.getvalue()[: len(tar.getvalue()) // 2]}
+
+
+@pytest.mark.parametrize("damage", list(_damaged_archives()))
+async def test_a_damaged_archive_is_a_422_and_creates_no_job(embedded: Embedded, damage: str) -> None:
+    _org, keys = await embedded.org_with_keys("damaged-lab")
+    headers = {"X-API-Key": keys["contributor"]}
+    response = await embedded.gateway.post("/v1/ingest/jobs", headers=headers, files={
+        "archive": ("trip.zip", _damaged_archives()[damage], "application/octet-stream")})
+    problem = _assert_problem(response, 422)
+    assert problem["type"].endswith("/invalid-archive") and "trip.zip" in problem["detail"], problem
     assert (await embedded.gateway.get("/v1/ingest/jobs", headers=headers)).json()["total"] == 0
 
 

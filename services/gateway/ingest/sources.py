@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -93,6 +94,13 @@ class S3Source(BaseModel):
         return await asyncio.to_thread(self.read, guard, relative_key)
 
 
+ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, tarfile.TarError, EOFError, OSError, NotImplementedError,
+                  RuntimeError)
+"""What reading a damaged archive raises: bad headers, CRCs and compressed streams (OSError covers gzip's,
+lzma's and bz2's), an unsupported compression method (NotImplementedError), an encrypted member (RuntimeError)."""
+CHUNK_BYTES = 1024 * 1024
+
+
 class Archive:
     """A ZIP or TAR file on disk (the upload is spooled there, so memory stays bounded)."""
 
@@ -100,32 +108,60 @@ class Archive:
         self.file = file
         self.filename = filename
         file.seek(0)
-        if zipfile.is_zipfile(file):
-            file.seek(0)
-            self._zip: zipfile.ZipFile | None = zipfile.ZipFile(file)
-            self._tar: tarfile.TarFile | None = None
-        else:
-            file.seek(0)
-            try:
+        try:
+            if zipfile.is_zipfile(file):
+                file.seek(0)
+                self._zip: zipfile.ZipFile | None = zipfile.ZipFile(file)
+                self._tar: tarfile.TarFile | None = None
+            else:
+                file.seek(0)
                 self._tar = tarfile.open(fileobj=file, mode="r:*")  # noqa: SIM115 - lives as long as the upload
-            except tarfile.TarError:
-                raise Problem(422, f"{filename} is neither a ZIP nor a TAR archive.", slug="invalid-archive") from None
-            self._zip = None
+                self._zip = None
+        except tarfile.ReadError:
+            raise Problem(422, f"{filename} is neither a ZIP nor a TAR archive.", slug="invalid-archive") from None
+        except ARCHIVE_ERRORS as exc:
+            raise self._damaged(exc) from None
+
+    def _damaged(self, exc: BaseException, member: str | None = None) -> Problem:
+        where = f" (member {member!r})" if member else ""
+        return Problem(422, f"{self.filename} is damaged{where}: {type(exc).__name__}; nothing was created.",
+                       slug="invalid-archive", **({"member": member} if member else {}))
 
     def names(self) -> list[str]:
         if self._zip is not None:
             return [i.filename for i in self._zip.infolist() if not i.is_dir()]
         assert self._tar is not None
-        return [m.name for m in self._tar.getmembers() if m.isfile()]
+        try:
+            return [m.name for m in self._tar.getmembers() if m.isfile()]
+        except ARCHIVE_ERRORS as exc:
+            raise self._damaged(exc) from None
 
-    def read(self, name: str) -> bytes:
+    def _open_member(self, name: str) -> IO[bytes]:
         if self._zip is not None:
-            return self._zip.read(name)
+            return self._zip.open(name)
         assert self._tar is not None
         member = self._tar.extractfile(name)
         if member is None:
             raise KeyError(name)
-        return member.read()
+        return member
+
+    def read(self, name: str) -> bytes:
+        try:
+            with self._open_member(name) as member:
+                return member.read()
+        except ARCHIVE_ERRORS as exc:
+            raise self._damaged(exc, name) from None
+
+    def verify(self) -> None:
+        """Read every member through (a chunk at a time, checking ZIP CRCs), so that a damaged archive is
+        refused before its job is created rather than half staged."""
+        for name in self.names():
+            try:
+                with self._open_member(name) as member:
+                    while member.read(CHUNK_BYTES):
+                        pass
+            except ARCHIVE_ERRORS as exc:
+                raise self._damaged(exc, name) from None
 
     def manifest(self) -> bytes | None:
         """``manifest.csv`` at the archive's root, when it has one."""

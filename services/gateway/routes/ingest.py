@@ -141,6 +141,7 @@ async def _create_from_form(ctx: GatewayContext, principal: Principal, request: 
                             [i.model_dump() for i in items], key)
         return await _queue(ctx).job(principal.org_id, job["id"])
     opened = Archive(archive.file, archive.filename or "archive")
+    await asyncio.to_thread(opened.verify)
     listed = opened.manifest() if not isinstance(manifest, UploadFile) else await manifest.read()
     members = dict(opened.members_by_key())
     items = read_manifest(listed) if listed else [ManifestItem(item_key=k, payload={})
