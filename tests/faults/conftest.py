@@ -168,7 +168,12 @@ class Answer:
     problem_type: str | None
     error: str | None = None
     body: dict | None = field(default=None, repr=False)
+    seconds: float = 0.0
     at: float = field(default_factory=time.monotonic)
+
+    @property
+    def dependency(self) -> str | None:
+        return self.body.get("dependency") if self.status == 503 and isinstance(self.body, dict) else None
 
 
 class Load:
@@ -210,7 +215,8 @@ class Load:
             thread.join(CLIENT_TIMEOUT_S * 3)
         assert not any(t.is_alive() for t in self._threads), "a load thread is stuck"
 
-    def _record(self, kind: str, response: httpx.Response | None, error: str | None = None) -> Answer:
+    def _record(self, kind: str, response: httpx.Response | None, error: str | None = None,
+                started: float | None = None) -> Answer:
         if response is None:
             answer = Answer(kind, None, None, "", None, error)
         else:
@@ -220,17 +226,20 @@ class Load:
                 problem = body.get("type") if isinstance(body, dict) else None
             answer = Answer(kind, response.status_code, response.headers.get("Retry-After"),
                             response.headers.get("content-type", ""), problem, body=body)
+        if started is not None:
+            answer.seconds = answer.at - started
         with self._lock:
             self.answers.append(answer)
         return answer
 
     def _send(self, client: httpx.Client, kind: str, method: str, path: str, **kwargs: object) -> Answer:
+        started = time.monotonic()
         try:
-            return self._record(kind, client.request(method, path, **kwargs))  # type: ignore[arg-type]
+            return self._record(kind, client.request(method, path, **kwargs), started=started)  # type: ignore[arg-type]
         except httpx.TimeoutException as exc:
-            return self._record(kind, None, f"timed out after {CLIENT_TIMEOUT_S}s: {type(exc).__name__}")
+            return self._record(kind, None, f"timed out after {CLIENT_TIMEOUT_S}s: {type(exc).__name__}", started)
         except httpx.TransportError as exc:
-            return self._record(kind, None, f"{type(exc).__name__}: {exc}")
+            return self._record(kind, None, f"{type(exc).__name__}: {exc}", started)
 
     def _identify(self, thread: int) -> None:
         photos = self.rig.photos.queries

@@ -42,9 +42,21 @@ KILL_OUTAGE_S = 3.0
 STOP_OUTAGE_S = 10.0
 
 
+def _gateway_readiness(rig: Rig) -> dict[str, bool]:
+    response = httpx.get(f"{rig.url}/readyz", timeout=30)
+    checks = {name: check["ready"] for name, check in response.json()["checks"].items()}
+    assert (response.status_code == 200) == all(checks.values()), response.text
+    return checks
+
+
 def _exercise(rig: Rig, slug: str, break_part: Callable[[], None], restore_part: Callable[[], None],
-              outage_s: float, *, expect_503: set[str]) -> dict:
-    """Break a part under load, hold the outage, bring the part back; check everything afterwards."""
+              outage_s: float, *, expect_503: set[str], blamed: str | None) -> dict:
+    """Break a part under load, hold the outage, bring the part back; check everything afterwards.
+
+    ``blamed``: the service the gateway's 503s and its /readyz name meanwhile (None: nothing fails). The
+    matcher's own readiness includes the catalog answering, so a catalog-side fault names both.
+    """
+    unready = {blamed, "matcher"} if blamed == "catalog" else {blamed} - {None}
     org = rig.new_org(slug)
     named, unnamed, enrol = rig.photos.named, rig.photos.unnamed[:6], rig.photos.unnamed[6:12]
     starts = {name: service.starts for name, service in rig.system.services.items()}
@@ -57,7 +69,9 @@ def _exercise(rig: Rig, slug: str, break_part: Callable[[], None], restore_part:
         broken_at = time.monotonic()
         break_part()
         load.enrol(2)
-        time.sleep(outage_s)
+        readiness = wait_for(lambda: (r := _gateway_readiness(rig)) and {n for n, ok in r.items() if not ok} == unready
+                             and r, f"the gateway's /readyz naming {unready}", timeout_s=outage_s)
+        time.sleep(max(0.0, outage_s - (time.monotonic() - broken_at)))
         restore_part()
         restored_at = time.monotonic()
         load.enrol(2)
@@ -75,12 +89,17 @@ def _exercise(rig: Rig, slug: str, break_part: Callable[[], None], restore_part:
     assert before and all(a.status in {200, 201} for a in before), "failures before the fault"
     seen = {a.kind for a in load.answers if a.at >= broken_at and a.status == 503}
     assert expect_503 <= seen, f"no 503 seen by {expect_503 - seen} during the fault: {dict(statuses)}"
+    assert {a.dependency for a in load.answers if a.status == 503} <= {blamed}
+    assert {name for name, ready in readiness.items() if not ready} == unready
+    assert all(_gateway_readiness(rig).values()), "the gateway not ready after the part came back"
     assert_stored_once(rig, org, finished, load, named, enrol)
     assert_matcher_equals_catalogue(rig)
     restarted = {name for name, service in rig.system.services.items() if service.starts != starts[name]}
     retry_after = sorted({a.retry_after for a in load.answers if a.status == 503})
     attempts = Counter(item["attempts"] for item in job_items(rig, job["id"]))
+    slowest = max((a.seconds for a in load.answers if a.status == 503), default=0.0)
     summary = {"statuses": dict(statuses), "retry_after": retry_after, "item_attempts": dict(attempts),
+               "slowest_503_s": round(slowest, 2),
                "recovery_s": round(first_success - restored_at, 2), "restarted": restarted}
     print(f"\n{slug}: {summary}")
     return summary
@@ -89,19 +108,21 @@ def _exercise(rig: Rig, slug: str, break_part: Callable[[], None], restore_part:
 @pytest.mark.parametrize("service", ["detector", "embedder", "matcher", "catalog"])
 def test_a_killed_service_is_a_503_then_comes_back(rig: Rig, service: str) -> None:
     summary = _exercise(rig, f"kill-{service}", lambda: rig.system.kill(service),
-                        lambda: rig.system.restart(service), KILL_OUTAGE_S, expect_503={"identify", "enrol"})
+                        lambda: rig.system.restart(service), KILL_OUTAGE_S, expect_503={"identify", "enrol"},
+                        blamed=service)
     assert summary["restarted"] == {service}
 
 
 def test_postgres_stopped_for_ten_seconds(rig: Rig) -> None:
     summary = _exercise(rig, "postgres", rig.postgres.stop, rig.postgres.start, STOP_OUTAGE_S,
-                        expect_503={"identify", "enrol"})
+                        expect_503={"identify", "enrol"}, blamed="catalog")
     assert summary["restarted"] == set()
 
 
 def test_s3_stopped_for_ten_seconds(rig: Rig) -> None:
     # Identify reads nothing from S3 (its answers stay 200); storing a photo needs it.
-    summary = _exercise(rig, "s3", rig.s3.kill, rig.s3.start, STOP_OUTAGE_S, expect_503={"enrol"})
+    summary = _exercise(rig, "s3", rig.s3.kill, rig.s3.start, STOP_OUTAGE_S, expect_503={"enrol"},
+                        blamed="catalog")
     assert summary["restarted"] == set()
 
 
@@ -114,7 +135,7 @@ def test_a_full_disk_fails_the_matchers_snapshots_not_its_callers(rig: Rig) -> N
 
     # Under load, with the disk full throughout: the matcher's timer fails to snapshot, callers see nothing
     # of it, the job finishes.
-    summary = _exercise(rig, "disk", fill_disk, lambda: None, STOP_OUTAGE_S / 2, expect_503=set())
+    summary = _exercise(rig, "disk", fill_disk, lambda: None, STOP_OUTAGE_S / 2, expect_503=set(), blamed=None)
     assert summary["statuses"].get(("identify", 503), 0) == 0
     with httpx.Client(base_url=matcher, timeout=30) as client:
         applied = client.get("/v1/indexes").json()["applied_seq"]
