@@ -116,8 +116,8 @@ def split_endpoint(endpoint: str, default_port: int | None = None) -> tuple[str,
         host, port = text, ""
     if not host:
         raise ValueError(f"{endpoint!r} has no host")
-    if port and not port.isdigit():
-        raise ValueError(f"{endpoint!r} has a port that is not a number")
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"{endpoint!r} has a port that is not a number from 1 to 65535")
     return host.lower(), int(port) if port else default_port
 
 

@@ -34,8 +34,9 @@ def test_endpoints_split_into_host_and_port() -> None:
     assert split_endpoint("minio.example.org:9000") == ("minio.example.org", 9000)
     assert split_endpoint("[::1]:9000") == ("::1", 9000)
     assert split_endpoint("s3.amazonaws.com", 443) == ("s3.amazonaws.com", 443)
-    with pytest.raises(ValueError):
-        split_endpoint("host:port")
+    for malformed in ("host:port", "host:0", "host:65536", ":9000", "[]:80"):
+        with pytest.raises(ValueError):
+            split_endpoint(malformed)
 
 
 def test_the_allow_list_admits_a_name_a_port_or_a_range() -> None:
