@@ -13,6 +13,13 @@ from pydantic import AliasChoices, AwareDatetime, BaseModel, ConfigDict, Field, 
 
 from finprint.schemas.common import NOTES_MAX_LENGTH, Inbound, SingleLine
 
+OFFSET_MAX = 2**31 - 1
+"""The furthest a page may start: the databases hold 64-bit integers, and a larger offset than any
+catalogue's row count is an error of the caller's (it was a 500: out of range for SQLite and PostgreSQL)."""
+GROUP_SIZE_MAX = 100_000
+SEQ_MAX = 2**63 - 1
+"""Change sequence numbers are 64-bit in the database."""
+
 API_KEY_MAX_LENGTH = 200
 """The longest string that may be an API key (the keys made are far shorter)."""
 
@@ -197,7 +204,7 @@ class EncounterCreate(Inbound):
     location_name: str | None = Field(None, max_length=200)
     observer: str | None = Field(None, max_length=200)
     behaviour: str | None = Field(None, max_length=200)
-    group_size: int | None = Field(None, ge=1)
+    group_size: int | None = Field(None, ge=1, le=GROUP_SIZE_MAX)
     notes: str | None = Field(None, max_length=NOTES_MAX_LENGTH)
     created_by: str | None = Field(None, max_length=200)
 
@@ -215,7 +222,7 @@ class EncounterUpdate(Inbound):
     location_name: str | None = Field(None, max_length=200)
     observer: str | None = Field(None, max_length=200)
     behaviour: str | None = Field(None, max_length=200)
-    group_size: int | None = Field(None, ge=1)
+    group_size: int | None = Field(None, ge=1, le=GROUP_SIZE_MAX)
     notes: str | None = Field(None, max_length=NOTES_MAX_LENGTH)
 
 

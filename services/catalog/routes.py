@@ -32,6 +32,8 @@ from finprint.objectstore import (
 )
 from finprint.problems import NotFound, Problem
 from finprint.schemas.catalog import (
+    OFFSET_MAX,
+    SEQ_MAX,
     AnnotationCreate,
     AnnotationOut,
     AnnotationUpdate,
@@ -127,10 +129,10 @@ IdempotencyKey = Annotated[
     str | None,
     Header(alias="Idempotency-Key", max_length=200, description="Send the same key to retry safely."),
 ]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=OFFSET_MAX)]
 
 
-def limit_param(request: Request, limit: Annotated[int, Query(ge=1)] = 100) -> int:
+def limit_param(request: Request, limit: Annotated[int, Query(ge=1, le=OFFSET_MAX)] = 100) -> int:
     return min(limit, catalog(request).settings.page_size_max)
 
 
@@ -1010,7 +1012,7 @@ def embedding_summary(db: DbSession) -> EmbeddingSummary:
 def change_page(
     request: Request,
     db: DbSession,
-    after_seq: Annotated[int, Query(ge=0)] = 0,
+    after_seq: Annotated[int, Query(ge=0, le=SEQ_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
     org_id: str | None = None,
 ) -> ChangePage:

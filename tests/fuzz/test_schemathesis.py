@@ -13,6 +13,7 @@ key and vector: a share of the requests reaches each operation's success path, n
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import hypothesis
@@ -22,8 +23,8 @@ from hypothesis import HealthCheck
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
-from schemathesis.transport.serialization import Binary
 from schemathesis.specs.openapi.checks import response_schema_conformance
+from schemathesis.transport.serialization import Binary
 
 from finprint.testing.system import RunningSystem
 from tests.fuzz.conftest import SEED, Seeds, load_schema
@@ -31,9 +32,18 @@ from tests.fuzz.conftest import SEED, Seeds, load_schema
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 
 CHECKS = [not_a_server_error, response_schema_conformance]
+
+# Bounded: 10 fuzzed requests per operation and 25 scenarios of up to 6 steps per service. A longer
+# exploratory run: FINPRINT_FUZZ_EXAMPLES=200 FINPRINT_FUZZ_SCENARIOS=200.
+FUZZ_SETTINGS = hypothesis.settings(
+    max_examples=int(os.environ.get("FINPRINT_FUZZ_EXAMPLES", "10")), deadline=None, derandomize=True,
+    database=None, suppress_health_check=list(HealthCheck),
+    # No shrinking: a failure is reported as found (schemathesis prints the request to replay it), and the
+    # run stays bounded.
+    phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate])
+EXAMPLE_SETTINGS = hypothesis.settings(FUZZ_SETTINGS, max_examples=3)  # with and without the seeded ids
 STATEFUL_SETTINGS = hypothesis.settings(
-    max_examples=25, stateful_step_count=6, deadline=None, derandomize=True, database=None,
-    suppress_health_check=list(HealthCheck), phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate])
+    FUZZ_SETTINGS, max_examples=int(os.environ.get("FINPRINT_FUZZ_SCENARIOS", "25")), stateful_step_count=6)
 
 
 def _sometimes(generated: Any, seeded: Any) -> st.SearchStrategy:
@@ -125,14 +135,6 @@ def detector_schema(fuzzed_system: tuple[RunningSystem, str], seeds: Seeds) -> s
 @pytest.fixture(scope="module")
 def embedder_schema(fuzzed_system: tuple[RunningSystem, str], seeds: Seeds) -> schemathesis.BaseSchema:
     return _seeded_schema(fuzzed_system[0], "embedder", seeds)
-
-
-FUZZ_SETTINGS = hypothesis.settings(
-    max_examples=10, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck),
-    # No shrinking: a failure is reported as found (schemathesis prints the request to replay it), and the
-    # run stays bounded.
-    phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate])
-EXAMPLE_SETTINGS = hypothesis.settings(FUZZ_SETTINGS, max_examples=3)  # with and without the seeded ids
 
 
 def _run(strategy: st.SearchStrategy, settings: hypothesis.settings, seeds: Seeds) -> None:

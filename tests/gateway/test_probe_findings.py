@@ -3,7 +3,9 @@ application/problem+json naming what is wrong, and changes nothing."""
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import subprocess
 import sys
 import tarfile
@@ -126,6 +128,14 @@ async def test_control_characters_in_query_parameters_are_a_422(embedded: Embedd
                                           headers={"X-API-Key": keys["viewer"]})
     assert _assert_problem(response, 422)["errors"][0] == {
         "field": "species", "in": "query", "message": "contains a control character", "type": "control_character"}
+
+
+async def test_a_cursor_past_any_catalogue_is_a_422_naming_the_cursor(embedded: Embedded) -> None:
+    _org, keys = await embedded.org_with_keys("cursor-lab")
+    cursor = base64.urlsafe_b64encode(json.dumps({"o": 55116789496032845103104}).encode()).decode().rstrip("=")
+    response = await embedded.gateway.get("/v1/individuals", params={"cursor": cursor},
+                                          headers={"X-API-Key": keys["viewer"]})
+    assert _assert_problem(response, 422)["errors"][0]["field"] == "cursor"
 
 
 async def test_encounter_notes_have_the_enrolment_limit_when_patched(embedded: Embedded) -> None:

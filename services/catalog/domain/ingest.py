@@ -136,7 +136,7 @@ class ClaimRequest(Inbound):
     limit: int = Field(8, ge=1, le=500)
     lease_s: float = Field(60.0, gt=0, le=3600)
     job_id: str | None = Field(None, description="Only this job's items.")
-    max_attempts: int = Field(5, ge=1, description="An item claimed this often already fails instead.")
+    max_attempts: int = Field(5, ge=1, le=1000, description="An item claimed this often already fails instead.")
 
 
 class ClaimedItem(BaseModel):

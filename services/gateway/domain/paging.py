@@ -10,6 +10,7 @@ import base64
 import json
 
 from finprint.problems import Problem
+from finprint.schemas.catalog import OFFSET_MAX
 
 
 def encode_cursor(offset: int) -> str:
@@ -25,7 +26,7 @@ def decode_cursor(cursor: str | None) -> int:
     except (ValueError, KeyError, TypeError):
         raise Problem(422, "The cursor is not one this API returned.", slug="validation-error",
                       errors=[{"field": "cursor", "message": "invalid cursor", "type": "value_error"}]) from None
-    if not isinstance(offset, int) or offset < 0:
+    if not isinstance(offset, int) or not 0 <= offset <= OFFSET_MAX:
         raise Problem(422, "The cursor is not one this API returned.", slug="validation-error",
                       errors=[{"field": "cursor", "message": "invalid cursor", "type": "value_error"}])
     return offset
