@@ -137,6 +137,10 @@ def _bad_region(detail: str) -> Problem:
                    errors=[{"field": "region", "message": detail, "type": "value_error"}])
 
 
+PHOTO_SIDE = ImageLimits()
+"""A photo decoded elsewhere has the sides a photo sent here could have (too small to show an animal: 422)."""
+
+
 @router.post(
     "/detect/pixels",
     response_model=DetectResponse,
@@ -153,8 +157,10 @@ def _bad_region(detail: str) -> Problem:
 async def detect_pixels(
     request: Request,
     runtime: Annotated[DetectorRuntime, Depends(detector_runtime)],
-    width: Annotated[int, Query(gt=0, description="Width of the upright photo the pixels were made from.")],
-    height: Annotated[int, Query(gt=0, description="Height of the upright photo the pixels were made from.")],
+    width: Annotated[int, Query(ge=PHOTO_SIDE.min_side, le=PHOTO_SIDE.max_pixels,
+                                description="Width of the upright photo the pixels were made from.")],
+    height: Annotated[int, Query(ge=PHOTO_SIDE.min_side, le=PHOTO_SIDE.max_pixels,
+                                 description="Height of the upright photo the pixels were made from.")],
     image_format: Annotated[Literal["jpeg", "png", "webp"], Query(alias="format", description="The photo's format, as sniffed.")],
     region: Annotated[str | None, Query(
         description="x0,y0,x1,y1: the part of the photo the pixels show, in its pixels (letterbox bars "

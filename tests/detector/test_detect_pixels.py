@@ -76,6 +76,8 @@ async def test_without_a_region_the_pixels_show_the_whole_photo(detector, fluke_
         ({"width": 100, "height": 80, "format": "jpeg", "region": "10,10,10,50"}, 422, "region"),
         ({"width": 100, "height": 80, "format": "jpeg", "region": "a,b,c,d"}, 422, "region"),
         ({"width": 0, "height": 80, "format": "jpeg"}, 422, "width"),
+        ({"width": 1, "height": 1, "format": "jpeg"}, 422, "width"),  # too small to show an animal
+        ({"width": 100, "height": 10**30, "format": "jpeg"}, 422, "height"),
         ({"width": 100, "height": 80, "format": "gif"}, 422, "format"),
         ({"height": 80, "format": "jpeg"}, 422, "width"),
     ],
