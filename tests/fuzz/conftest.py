@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,8 +27,9 @@ from tests.e2e.conftest import KeyMaker, Whale, humpbacks  # noqa: F401 - humpba
 # The detector's and the embedder's pixels routes take a NumPy .npy body: bytes, sent as any binary body.
 schemathesis.serializer.alias("application/x-npy", "application/octet-stream")
 
-SEED = 20
-"""Every run draws the same requests (schemathesis and Hypothesis seeded, Hypothesis derandomised)."""
+SEED = int(os.environ.get("FINPRINT_FUZZ_SEED", "20"))
+"""Every run draws the same requests (schemathesis and Hypothesis seeded, Hypothesis derandomised); an
+exploratory run may draw others with FINPRINT_FUZZ_SEED."""
 
 
 @dataclass
