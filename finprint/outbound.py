@@ -171,7 +171,6 @@ class OutboundGuard:
             "http": _guarded_pool(HTTPConnectionPool, _guarded_connection(HTTPConnection, self)),
             "https": _guarded_pool(HTTPSConnectionPool, _guarded_connection(HTTPSConnection, self)),
         }
-        manager.key_fn_by_scheme = dict(manager.key_fn_by_scheme)
         return manager
 
 
