@@ -42,6 +42,8 @@ class Seeds:
     spare_key_id: str
     path_values: dict[str, dict[str, str]] = field(default_factory=dict)
     """service -> path parameter name -> a value that exists."""
+    bodies: dict[str, dict[tuple[str, str], Any]] = field(default_factory=dict)
+    """service -> (METHOD, path template) -> a request body that succeeds, given the seeded objects."""
     photo: bytes = b""
     pixels_npy: bytes = b""
     index_key: dict[str, Any] = field(default_factory=dict)
@@ -89,6 +91,9 @@ def seeds(fuzzed_system: tuple[RunningSystem, str], humpbacks: list[Whale]) -> S
         _ok(gateway.post("/v1/comments", json={"encounter_id": enrolled["encounter"]["id"], "body": "seeded"}))
         job = _ok(gateway.post("/v1/ingest/jobs", files={"manifest": ("m.csv", b"image\na.jpg\nb.jpg\n", "text/csv")}))
         spare_key = _ok(gateway.post("/v1/api-keys", json={"name": "spare", "role": "viewer"}))
+        user = {"email": "fuzz@whales.org", "display_name": "Fuzz", "password": "a long fuzzing passphrase"}
+        _ok(gateway.post("/v1/users", json={**user, "role": "reviewer"}))
+        tokens = _ok(gateway.post("/v1/auth/token", data={"username": user["email"], "password": user["password"]}))
         org_id = enrolled["encounter"]["org_id"]
         admin_key_id = next(k["id"] for k in _ok(gateway.get("/v1/api-keys")) if k["role"] == "admin")
         media = enrolled["media"][0]
@@ -103,7 +108,39 @@ def seeds(fuzzed_system: tuple[RunningSystem, str], humpbacks: list[Whale]) -> S
     np.save(npy, pixels)
     ids = {"encounter_id": enrolled["encounter"]["id"], "media_id": media["id"], "identification_id": identification_id,
            "job_id": job["id"], "key_id": spare_key["id"]}
+    encounter_id = enrolled["encounter"]["id"]
+    new_code = {"catalogue_code": "FZ-NEW", "species": "humpback_whale"}
+    bodies = {
+        "gateway": {
+            ("POST", "/v1/auth/token"): {"username": user["email"], "password": user["password"]},
+            ("POST", "/v1/auth/refresh"): {"refresh_token": tokens["refresh_token"]},
+            ("POST", "/v1/comments"): {"encounter_id": encounter_id, "body": "fuzzed"},
+            ("POST", "/v1/individuals"): new_code,
+            ("POST", "/v1/individuals:merge"): {"target": humpbacks[1].code, "sources": [humpbacks[2].code]},
+            ("POST", "/v1/individuals/{ref}:split"): {"annotation_ids": [annotation_id], "new_individual": new_code},
+            ("POST", "/v1/identifications/{identification_id}:decide"): {"decision": "rejected"},
+            ("POST", "/v1/encounters"): {"images": [photo], "individual_id": known.code},
+            ("POST", "/v1/ingest/jobs"): {"manifest": b"image\nc.jpg\n"},
+            ("PATCH", "/v1/encounters/{encounter_id}"): {"notes": "fuzzed"},
+            ("PATCH", "/v1/individuals/{ref}"): {"name": "Fuzzed"},
+        },
+        "catalog": {
+            ("POST", "/v1/auth/api-keys:verify"): {"key": spare_key["key"]},
+            ("POST", "/v1/auth/passwords:verify"): {"email": user["email"], "password": user["password"]},
+            ("POST", "/v1/orgs/{org_id}/individuals"): new_code,
+            ("POST", "/v1/orgs/{org_id}/comments"): {"encounter_id": encounter_id, "body": "fuzzed", "author": "fz"},
+            ("POST", "/v1/orgs/{org_id}/annotations"): {"media_id": media["id"],
+                                                        "box": {"x": 0, "y": 0, "width": 50, "height": 40}},
+            ("POST", "/v1/orgs/{org_id}/identifications"): {"annotation_id": annotation_id},
+            ("POST", "/v1/orgs/{org_id}/users"): {**user, "email": "other@whales.org"},
+            ("POST", "/v1/orgs/{org_id}/api-keys"): {"name": "fuzzed", "role": "viewer"},
+            ("POST", "/v1/orgs/{org_id}/media"): {"file": photo},
+            ("POST", "/v1/orgs/{org_id}/ingest-jobs/{job_id}/items"): {"item_keys": ["d.jpg"]},
+            ("PATCH", "/v1/orgs/{org_id}/encounters/{encounter_id}"): {"notes": "fuzzed"},
+        },
+    }
     return Seeds(
+        bodies=bodies,
         org_id=org_id, admin_key=admin_key, admin_key_id=admin_key_id, spare_key_id=spare_key["id"], photo=photo, pixels_npy=npy.getvalue(),
         index_key={k: embedding[k] for k in ("org_id", "species_group", "model_version")},
         vector=_vector(embedding["vector"]),

@@ -4,11 +4,12 @@ Every operation gets its schema's examples and fuzzed requests, and the stateful
 along the links schemathesis infers between them (an id a response returns, used in the next request's
 path). Each response must pass two checks: ``not_a_server_error`` (no 5xx, ever) and
 ``response_schema_conformance`` (the body is what the OpenAPI says). The run is bounded (a few examples
-per operation, short scenarios) and deterministic (seeded, derandomised).
+per operation, short scenarios) and deterministic (seeded).
 
 Fuzzed values rarely name anything that exists, so path parameters are sometimes set to the seeded
-objects' ids, photo fields sometimes to a real photo, and a matcher search sometimes to a real index's
-key and vector: a share of the requests reaches each operation's success path, not only its 404 or 422.
+objects' ids, and bodies sometimes to one that succeeds (a real photo, real pixels, a matcher search of a
+real index, a comment on the seeded encounter...): a share of the requests reaches each operation's
+success path, not only its 404 or 422, and the test says how many operations answered 2xx.
 """
 
 from __future__ import annotations
@@ -86,11 +87,26 @@ def _seeded_schema(system: RunningSystem, service: str, seeds: Seeds) -> schemat
         # All of them at once: an id of the seeded organisation is found only under that organisation.
         return _sometimes(path_parameters, {name: known.get(name, value) for name, value in path_parameters.items()})
 
+    bodies = seeds.bodies.get(service, {})
+
     @schema.hook
     def flatmap_body(context: Any, body: Any) -> st.SearchStrategy:
-        return _sometimes(body, _seeded_body(context.operation.path, body, seeds))
+        operation = context.operation
+        seeded = bodies.get((operation.method.upper(), operation.path))
+        return _sometimes(body, _binary(seeded) if seeded is not None else _seeded_body(operation.path, body, seeds))
 
     return schema
+
+
+def _binary(body: Any) -> Any:
+    """A seeded body with its bytes as schemathesis sends binary parts."""
+    if isinstance(body, bytes):
+        return Binary(body)
+    if isinstance(body, dict):
+        return {name: _binary(value) for name, value in body.items()}
+    if isinstance(body, list):
+        return [_binary(value) for value in body]
+    return body
 
 
 def _seeded_body(path: str, body: Any, seeds: Seeds) -> Any:
@@ -169,7 +185,7 @@ def _failures_of(operation: Any, seeds: Seeds) -> list[str]:
 
 # The least share of operations that must answer 2xx at least once (the seeding is what makes it possible;
 # e.g. the embedder's two routes both answer 2xx only for a real photo or real pixels).
-SUCCESS_SHARE = {"gateway_schema": 0.5, "catalog_schema": 0.5, "matcher_schema": 0.5, "detector_schema": 0.8,
+SUCCESS_SHARE = {"gateway_schema": 0.75, "catalog_schema": 0.7, "matcher_schema": 0.8, "detector_schema": 0.8,
                  "embedder_schema": 0.8}
 
 

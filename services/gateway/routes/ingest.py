@@ -169,6 +169,9 @@ class FileUploaded(BaseModel):
     "/jobs/{job_id}/files/{image:path}",
     response_model=FileUploaded,
     summary="Upload one photo of a manifest job (raw bytes; uploading it again replaces it)",
+    openapi_extra={"requestBody": {"required": True, "description": "The photo's bytes, as they are.", "content": {
+        media_type: {"schema": {"type": "string", "format": "binary"}}
+        for media_type in ("application/octet-stream", "image/jpeg", "image/png", "image/webp")}}},
 )
 async def upload_file(request: Request, job_id: str, image: Annotated[str, Path(description="The manifest's `image`.")],
                       principal: Contributor, ctx: Context) -> FileUploaded:
