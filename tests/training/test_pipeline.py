@@ -41,12 +41,13 @@ def test_resume_continues_from_the_checkpoint(trained: Path, photos: Path) -> No
 
     out = trained
     before = torch.load(out / "last.pt", weights_only=False)
-    main(["train", "--config", "smoke", "--minutes", "0.5", "--resume", "--out", str(out), "--data-dir", str(photos), "--cache-dir", str(out / "cache")])
+    budget = round(before["elapsed"] / 60 + 0.2, 2)  # the first run may end past its 0.4 min on a loaded machine
+    main(["train", "--config", "smoke", "--minutes", str(budget), "--resume", "--out", str(out), "--data-dir", str(photos), "--cache-dir", str(out / "cache")])
     after = torch.load(out / "last.pt", weights_only=False)
     assert after["step"] > before["step"] and after["elapsed"] > before["elapsed"]
     records = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     resumed = [r for r in records if r["step"] > before["step"]]
-    assert resumed and stopped_at_the_budget(resumed, 0.5)
+    assert resumed and stopped_at_the_budget(resumed, budget)
 
 
 def test_export_matches_torch_and_keeps_the_contract(trained: Path, tmp_path: Path) -> None:
