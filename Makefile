@@ -36,6 +36,7 @@ bench: $(VENV)/.installed-dev
 
 docs: $(VENV)/.installed-embedded
 	$(BIN)/finprint settings-doc --output docs/configuration.md
+	$(BIN)/finprint openapi-doc --output-dir docs/openapi
 
 clean-venv:
 	rm -rf $(VENV)

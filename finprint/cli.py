@@ -4,6 +4,7 @@
     finprint serve SERVICE [--host H] [--port N]         one service, as deployed
     finprint migrate                                     the catalog's Alembic migrations
     finprint settings-doc [--output FILE]                the settings table (docs/configuration.md)
+    finprint openapi-doc [--output-dir DIR]              every service's OpenAPI document (docs/openapi/)
     finprint train | evaluate | export ...               the model pipeline (extra `train`)
     finprint backup | restore ...                        database, objects, matcher snapshots (finprint/backup.py)
 """
@@ -52,6 +53,14 @@ def _cmd_settings_doc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_openapi_doc(args: argparse.Namespace) -> int:
+    from finprint.openapi_doc import write_openapi_documents
+
+    for path in write_openapi_documents(Path(args.output_dir)):
+        print(path)
+    return 0
+
+
 def _add_service_commands(sub: argparse._SubParsersAction) -> None:
     up = sub.add_parser("up", help="run all five services in one process (the embedded default)")
     up.add_argument("--host", default="127.0.0.1")
@@ -68,6 +77,10 @@ def _add_service_commands(sub: argparse._SubParsersAction) -> None:
     doc = sub.add_parser("settings-doc", help="print the table of every service's settings")
     doc.add_argument("--output", default=None)
     doc.set_defaults(func=_cmd_settings_doc)
+
+    openapi = sub.add_parser("openapi-doc", help="write every service's OpenAPI document (docs/openapi/)")
+    openapi.add_argument("--output-dir", default="docs/openapi")
+    openapi.set_defaults(func=_cmd_openapi_doc)
 
 
 # Commands contributed by parts of the project that are optional to install: (module, extra,

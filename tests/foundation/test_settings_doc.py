@@ -27,3 +27,13 @@ def test_settings_come_from_the_environment(monkeypatch) -> None:
     settings = settings_class("gateway")()
     assert settings.catalog_url == "http://catalog.example:9999"
     assert settings.request_timeout_s == 2.5
+
+
+def test_the_committed_openapi_documents_are_the_services_own() -> None:
+    from finprint.openapi_doc import openapi_documents, render
+
+    for service, document in openapi_documents().items():
+        committed = REPO / "docs" / "openapi" / f"{service}.json"
+        assert committed.exists() and committed.read_text() == render(document), (
+            f"run `make docs`: docs/openapi/{service}.json differs from the {service}'s OpenAPI (a contract change "
+            "must be deliberate and reviewed as a diff)")
