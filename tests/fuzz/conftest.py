@@ -101,7 +101,7 @@ def seeds(fuzzed_system: tuple[RunningSystem, str], humpbacks: list[Whale]) -> S
         individual_id = _ok(gateway.get(f"/v1/individuals/{known.code}"))["id"]
         item = _ok(catalog.get(f"/v1/orgs/{org_id}/ingest-jobs/{job['id']}/items"))["items"][0]
         embedding = _ok(catalog.get("/v1/internal/embeddings", params={"org_id": org_id}))["records"][0]
-    photo = known.photos[0].read_bytes()
+    photo = humpbacks[1].photos[0].read_bytes()  # never enrolled: an enrolment of it is no duplicate
     model = httpx.get(f"{system.urls['detector']}/v1/model", timeout=30).json()
     pixels = load_model_input(photo, model["input_size"], ImageLimits()).pixels[np.newaxis]
     npy = io.BytesIO()
@@ -117,9 +117,11 @@ def seeds(fuzzed_system: tuple[RunningSystem, str], humpbacks: list[Whale]) -> S
             ("POST", "/v1/comments"): {"encounter_id": encounter_id, "body": "fuzzed"},
             ("POST", "/v1/individuals"): new_code,
             ("POST", "/v1/individuals:merge"): {"target": humpbacks[1].code, "sources": [humpbacks[2].code]},
-            ("POST", "/v1/individuals/{ref}:split"): {"annotation_ids": [annotation_id], "new_individual": new_code},
+            ("POST", "/v1/individuals/{ref}:split"): {"annotation_ids": [annotation_id], "new_individual": {
+                **new_code, "catalogue_code": "FZ-SPLIT"}},
             ("POST", "/v1/identifications/{identification_id}:decide"): {"decision": "rejected"},
-            ("POST", "/v1/encounters"): {"images": [photo], "individual_id": known.code},
+            # A photo of its own: the fuzzed identify?store=true has stored the other one by then.
+            ("POST", "/v1/encounters"): {"images": [humpbacks[2].photos[0].read_bytes()], "individual_id": known.code},
             ("POST", "/v1/ingest/jobs"): {"manifest": b"image\nc.jpg\n"},
             ("PATCH", "/v1/encounters/{encounter_id}"): {"notes": "fuzzed"},
             ("PATCH", "/v1/individuals/{ref}"): {"name": "Fuzzed"},
