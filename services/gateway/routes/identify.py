@@ -56,6 +56,10 @@ ENROL_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data
         "notes": {"type": "string", "maxLength": NOTES_MAX_LENGTH},
         "individual_id": {"type": "string", "minLength": 1, "maxLength": 64}}}}}}}
 
+ENCOUNTER_IDENTIFY_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["images"], "properties": {
+        "images": {"type": "array", "items": PHOTO, "minItems": 1, "maxItems": 20}}}}}}}
+
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
                                                description="Retrying with the same key stores nothing twice.")]
 
@@ -106,6 +110,7 @@ async def identify_photo(
     "Each photo is identified on its own (`photos`), and the animal once from all of them (`fused`: the "
     "photos' embeddings averaged and searched together), which ranks the animal much better than any single "
     "photo (docs/models.md). Photos without a cetacean are left out of the fused answer. Nothing is stored.",
+    openapi_extra=ENCOUNTER_IDENTIFY_BODY,
 )
 async def identify_encounter_photos(
     request: Request,
