@@ -476,9 +476,9 @@ def api_key(database_args: list[str], role: str = "contributor") -> str:
 @contextmanager
 def separate_deployment(workdir: Path) -> Iterator[tuple[dict[str, str], str]]:
     """Postgres + S3 + the five services as processes; yields their URLs and a contributor's API key."""
-    from finprint.testing.postgres import start_postgres
-    from finprint.testing.s3 import start_s3_server
-    from finprint.testing.system import separate_services
+    from finprint_testing.postgres import start_postgres
+    from finprint_testing.s3 import start_s3_server
+    from finprint_testing.system import separate_services
 
     with ExitStack() as stack:
         postgres = stack.enter_context(start_postgres())
@@ -742,7 +742,7 @@ def process_memory(pid: int) -> dict[str, float]:
 
 def embedded_memory_part(args: argparse.Namespace, workdir: Path, photos: list[Photo]) -> dict[str, object]:
     from finprint.embedded import embedded_environment
-    from finprint.testing.system import embedded_system
+    from finprint_testing.system import embedded_system
 
     data_dir = workdir / "embedded-data"
     seeded = seed_synthetic_gallery(

@@ -8,7 +8,7 @@
 - onnxruntime, raw: ``InferenceSession.run`` on the already decoded arrays, with the service's
   session options; and the same with the decoding done in line (what the service also does);
 - PyTorch eager (the seeds' way to serve) on the same weights: the ONNX file's, loaded into the
-  training network (``finprint.training.warm_start``), or a training checkpoint's. It runs in a
+  training network (``finprint_train.warm_start``), or a training checkpoint's. It runs in a
   worker process under an interpreter with the ``train`` extra (this one by default; torch is
   not a serving dependency); skipped, saying why, if torch is missing.
 
@@ -203,7 +203,7 @@ async def service_in_process(env: dict[str, str]) -> AsyncIterator[httpx.AsyncCl
 async def service_over_http(env: dict[str, str], log_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
     import httpx
 
-    from finprint.testing.processes import ServerProcess, free_port
+    from finprint_testing.processes import ServerProcess, free_port
 
     port = free_port()
     server = ServerProcess(
@@ -269,9 +269,9 @@ async def torch_worker_process(torch_python: Path, weights: Path, arrays: np.nda
 
 def torch_network(weights: Path):
     """The training network with the weights of a checkpoint (.pt) or of an exported ONNX file."""
-    from finprint.training.export import load_embedder_checkpoint
-    from finprint.training.model import FinprintNet
-    from finprint.training.warm_start import load_exported_embedder
+    from finprint_train.export import load_embedder_checkpoint
+    from finprint_train.model import FinprintNet
+    from finprint_train.warm_start import load_exported_embedder
 
     if weights.suffix != ".onnx":
         return load_embedder_checkpoint(weights)[0]
@@ -289,7 +289,7 @@ def torch_worker(workdir: Path, weights: Path, threads: int) -> None:
     """
     import torch
 
-    from finprint.training.model import ExportedEmbedder
+    from finprint_train.model import ExportedEmbedder
 
     torch.set_num_threads(threads)
     model = ExportedEmbedder(torch_network(weights)).eval()

@@ -27,8 +27,8 @@ import time
 from pathlib import Path
 
 from bench import SHARED_CORES_MODEL_SETTINGS
-from finprint.testing.postgres import start_postgres
-from finprint.testing.system import separate_services
+from finprint_testing.postgres import start_postgres
+from finprint_testing.system import separate_services
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "kaggle_humpback2019"

@@ -182,9 +182,9 @@ def deployment(workdir: Path) -> Iterator[tuple[dict[str, str], str]]:
 
     from bench import SHARED_CORES_MODEL_SETTINGS
     from bench.bench_e2e import QUIET
-    from finprint.testing.postgres import start_postgres
-    from finprint.testing.s3 import start_s3_server
-    from finprint.testing.system import separate_services
+    from finprint_testing.postgres import start_postgres
+    from finprint_testing.s3 import start_s3_server
+    from finprint_testing.system import separate_services
 
     with ExitStack() as stack:
         postgres = stack.enter_context(start_postgres())

@@ -90,7 +90,7 @@ OPTIONAL_COMMAND_MODULES: tuple[tuple[str, str, str], ...] = (
     ("services.catalog.cli", "catalog", "add_commands"),
     ("services.gateway.cli", "gateway", "add_commands"),
     ("finprint.backup", "catalog", "add_commands"),
-    ("finprint.training.cli", "train", "add_training_commands"),
+    ("finprint_train.cli", "train", "add_training_commands"),
 )
 
 

@@ -8,7 +8,7 @@ names it: ``empty``, ``too-large`` and ``too-many-pixels`` (413), ``unsupported-
 with ``detected_format``: svg, html, gif, heic...), ``truncated``, ``corrupt`` or ``too-small`` (422). A crop
 box with no pixel inside the photo is an :class:`InvalidBox` (422, ``invalid-box``).
 
-The model input follows the training pipeline (``finprint.training.data.read_image``): the
+The model input follows the training pipeline (``finprint_train.data.read_image``): the
 whole crop is stretched to an ``input_size`` square with a bilinear filter, no letterbox, and
 JPEGs are decoded at a reduced scale (libjpeg DCT scaling through ``Image.draft``) that keeps
 at least twice the target resolution across the region used. EXIF orientation is applied, so

@@ -1,4 +1,4 @@
-"""Suite-wide fixtures. The real-server fixtures live in finprint/testing/ (also used by bench/)."""
+"""Suite-wide fixtures. The real-server fixtures live in finprint_testing/ (also used by bench/)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# The real-server fixtures (each module of finprint/testing is a pytest plugin).
+# The real-server fixtures (each module of finprint_testing is a pytest plugin).
 pytest_plugins = [
-    "finprint.testing.postgres",
-    "finprint.testing.s3",
-    "finprint.testing.triton",
-    "finprint.testing.prometheus",
+    "finprint_testing.postgres",
+    "finprint_testing.s3",
+    "finprint_testing.triton",
+    "finprint_testing.prometheus",
 ]
 
 

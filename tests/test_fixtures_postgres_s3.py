@@ -8,9 +8,9 @@ import psycopg
 import pytest
 from minio import Minio
 
-from finprint.testing.postgres import PostgresServer, _private_cluster, start_postgres
-from finprint.testing.processes import port_open
-from finprint.testing.s3 import S3Server, start_s3_server
+from finprint_testing.postgres import PostgresServer, _private_cluster, start_postgres
+from finprint_testing.processes import port_open
+from finprint_testing.s3 import S3Server, start_s3_server
 
 pytestmark = pytest.mark.servers
 

@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select, text
 
-from finprint.testing.postgres import PostgresServer
-from finprint.testing.processes import free_port
-from finprint.testing.s3 import S3Server
+from finprint_testing.postgres import PostgresServer
+from finprint_testing.processes import free_port
+from finprint_testing.s3 import S3Server
 from services.catalog.adapters.db import migrate
 from services.catalog.adapters.db.engine import make_engine, make_session_factory
 from services.catalog.adapters.db.models import Annotation, Media, Organisation

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from finprint.schemas.catalog import EnrolResult
-from finprint.testing.processes import free_port
+from finprint_testing.processes import free_port
 from services.catalog.app import create_app
 from services.catalog.settings import CatalogSettings
 

@@ -10,7 +10,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, select
 
-from finprint.testing.postgres import PostgresServer
+from finprint_testing.postgres import PostgresServer
 from services.catalog.adapters.db import migrate
 from services.catalog.adapters.db.engine import make_engine, make_session_factory
 from services.catalog.adapters.db.models import Base, Species

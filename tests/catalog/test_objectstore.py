@@ -23,8 +23,8 @@ from finprint.objectstore import (
     S3ObjectStore,
     object_store_from_settings,
 )
-from finprint.testing.processes import free_port
-from finprint.testing.s3 import S3Server
+from finprint_testing.processes import free_port
+from finprint_testing.s3 import S3Server
 from services.catalog.app import create_app
 from services.catalog.settings import CatalogSettings
 

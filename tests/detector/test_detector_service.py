@@ -180,7 +180,7 @@ async def test_the_service_feeds_the_model_what_training_fed_it(detector, shared
     """Same decoding, reduced-size decoding and resize as the training pipeline: same scores."""
     import onnxruntime as ort
 
-    from finprint.training.data import read_image
+    from finprint_train.data import read_image
 
     model_dir = DetectorSettings().model_repository / "finprint_detector"
     version = max((p for p in model_dir.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))

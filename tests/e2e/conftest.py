@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from finprint.testing.postgres import PostgresServer
-from finprint.testing.s3 import S3Server
-from finprint.testing.system import RunningSystem, embedded_system, separate_services
+from finprint_testing.postgres import PostgresServer
+from finprint_testing.s3 import S3Server
+from finprint_testing.system import RunningSystem, embedded_system, separate_services
 
 
 @dataclass

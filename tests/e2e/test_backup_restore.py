@@ -32,9 +32,9 @@ import pytest
 
 from finprint.client import FinprintClient
 from finprint.objectstore import S3ObjectStore
-from finprint.testing.postgres import PostgresServer
-from finprint.testing.s3 import S3Server
-from finprint.testing.system import embedded_system, separate_services
+from finprint_testing.postgres import PostgresServer
+from finprint_testing.s3 import S3Server
+from finprint_testing.system import embedded_system, separate_services
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import Whale

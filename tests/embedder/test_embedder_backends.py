@@ -9,8 +9,8 @@ import pytest
 
 from finprint.imaging import ImageLimits, load_model_input
 from finprint.schemas.pixels import PIXELS_MEDIA_TYPE, encode_pixels
-from finprint.testing.processes import free_port
-from finprint.testing.triton import TritonEndpoints
+from finprint_testing.processes import free_port
+from finprint_testing.triton import TritonEndpoints
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 TOLERANCE = 1e-4

@@ -170,7 +170,7 @@ async def test_the_service_feeds_the_model_what_training_fed_it(embedder, crop_p
     import onnxruntime as ort
 
     from finprint.model_repository import locate_model
-    from finprint.training.data import read_image
+    from finprint_train.data import read_image
     from services.embedder.adapters.model_files import load_card
 
     files = locate_model(model_repository, "finprint_embedder", "")

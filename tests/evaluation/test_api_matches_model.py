@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from finprint.evaluation.protocol import ProtocolConfig
-from finprint.evaluation.run import ApiTarget, evaluate_api
+from finprint_train.evaluation.protocol import ProtocolConfig
+from finprint_train.evaluation.run import ApiTarget, evaluate_api
 from finprint.paths import default_model_repository
-from finprint.testing.system import embedded_system
+from finprint_testing.system import embedded_system
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from finprint.evaluation.protocol import Protocol, ProtocolConfig, load_protocol, protocol_digest
-from finprint.training.data import SplitConfig, load_datasets, split_by_individual
-from finprint.evaluation.protocol import DEFAULT_DATASETS
-from finprint.training.metrics import NEW_INDIVIDUAL
+from finprint_train.evaluation.protocol import Protocol, ProtocolConfig, load_protocol, protocol_digest
+from finprint_train.data import SplitConfig, load_datasets, split_by_individual
+from finprint_train.evaluation.protocol import DEFAULT_DATASETS
+from finprint_train.metrics import NEW_INDIVIDUAL
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from finprint.evaluation.scoring import bootstrap_interval, score
-from finprint.training.metrics import NEW_INDIVIDUAL as NEW
+from finprint_train.evaluation.scoring import bootstrap_interval, score
+from finprint_train.metrics import NEW_INDIVIDUAL as NEW
 
 
 def test_scores_of_hand_made_answers() -> None:

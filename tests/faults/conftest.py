@@ -34,7 +34,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from finprint.objectstore import S3ObjectStore
-from finprint.testing.faults import (
+from finprint_testing.faults import (
     FaultableSystem,
     PrivatePostgres,
     PrivateS3,

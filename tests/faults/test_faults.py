@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from finprint.testing.faults import fill
+from finprint_testing.faults import fill
 from tests.faults.conftest import (
     Load,
     Rig,

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from finprint.services import SERVICES
-from finprint.testing.system import embedded_system, separate_services
+from finprint_testing.system import embedded_system, separate_services
 
 pytestmark = [pytest.mark.slow]
 

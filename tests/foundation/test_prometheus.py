@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from finprint.testing.prometheus import start_prometheus
-from finprint.testing.system import embedded_system
+from finprint_testing.prometheus import start_prometheus
+from finprint_testing.system import embedded_system
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]

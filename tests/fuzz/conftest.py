@@ -19,9 +19,9 @@ import schemathesis
 from schemathesis.config import SchemathesisConfig
 
 from finprint.imaging import ImageLimits, load_model_input
-from finprint.testing.postgres import PostgresServer
-from finprint.testing.s3 import S3Server
-from finprint.testing.system import RunningSystem, separate_services
+from finprint_testing.postgres import PostgresServer
+from finprint_testing.s3 import S3Server
+from finprint_testing.system import RunningSystem, separate_services
 from tests.e2e.conftest import KeyMaker, Whale, humpbacks  # noqa: F401 - humpbacks is a fixture
 
 # The detector's and the embedder's pixels routes take a NumPy .npy body: bytes, sent as any binary body.

@@ -27,7 +27,7 @@ from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import response_schema_conformance
 from schemathesis.transport.serialization import Binary
 
-from finprint.testing.system import RunningSystem
+from finprint_testing.system import RunningSystem
 from tests.fuzz.conftest import SEED, Seeds, load_schema
 
 pytestmark = [pytest.mark.servers, pytest.mark.slow]

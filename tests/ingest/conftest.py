@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from finprint.testing.processes import ServerProcess
-from finprint.testing.system import RunningSystem
+from finprint_testing.processes import ServerProcess
+from finprint_testing.system import RunningSystem
 
 MANIFEST_COLUMNS = ["image", "observed_at", "latitude", "longitude", "location", "observer", "species",
                     "individual_id"]

@@ -18,9 +18,9 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
-from finprint.testing.postgres import PostgresServer
-from finprint.testing.s3 import S3Server
-from finprint.testing.system import RunningSystem, separate_services
+from finprint_testing.postgres import PostgresServer
+from finprint_testing.s3 import S3Server
+from finprint_testing.system import RunningSystem, separate_services
 from tests.e2e.conftest import KeyMaker
 from tests.ingest.conftest import Manifest, run_ingest_cli, worker_env, write_manifest
 

@@ -16,8 +16,8 @@ import httpx
 import pytest
 from minio import Minio
 
-from finprint.testing.s3 import S3Server
-from finprint.testing.system import RunningSystem, embedded_system
+from finprint_testing.s3 import S3Server
+from finprint_testing.system import RunningSystem, embedded_system
 from tests.e2e.conftest import KeyMaker
 from tests.ingest.conftest import run_ingest_cli, write_manifest
 

@@ -1,5 +1,5 @@
 """Individuals scored by their best image and their images' centroid: the matcher and the offline
-evaluation (``finprint.training.metrics.rank_individuals``) rank alike, on flat and IVF indexes,
+evaluation (``finprint_train.metrics.rank_individuals``) rank alike, on flat and IVF indexes,
 through writes that move, replace and remove images."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import pytest
 from conftest import unit
 
 from finprint.schemas.embeddings import EmbeddingRecord, encode_vector
-from finprint.training.metrics import rank_individuals
+from finprint_train.metrics import rank_individuals
 from services.matcher.domain.gallery import Gallery, ShardOwnership
 from services.matcher.domain.index import IndexPolicy
 from services.matcher.domain.placement import Placement

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from finprint.training.metrics import (
+from finprint_train.metrics import (
     NEW_INDIVIDUAL,
     Ranking,
     average_precision_at_5,

@@ -105,7 +105,7 @@ def test_detector_boxes_on_hand_labelled_photos(photos: Path) -> None:
     threshold was chosen on the 'tune' rows, so only the 'test' rows are scored here."""
     meta = info("finprint_detector")
     rows = [r for r in csv.DictReader(BOXES.open()) if r["split"] == "test"]
-    from finprint.training.data import read_image
+    from finprint_train.data import read_image
 
     # Like the service: white letterbox bars trimmed, the rest resized to input_size.
     images = np.stack([read_image(photos / r["path"], meta["input_size"], trim_letterbox=True) for r in rows])

@@ -37,7 +37,7 @@ def test_train_on_200_photos_within_its_budget(trained: Path) -> None:
 def test_resume_continues_from_the_checkpoint(trained: Path, photos: Path) -> None:
     import torch
 
-    from finprint.training.cli import main
+    from finprint_train.cli import main
 
     out = trained
     before = torch.load(out / "last.pt", weights_only=False)
@@ -54,7 +54,7 @@ def test_export_matches_torch_and_keeps_the_contract(trained: Path, tmp_path: Pa
     import onnx
     import onnxruntime as ort
 
-    from finprint.training.export import export_embedder
+    from finprint_train.export import export_embedder
 
     out = trained
     diffs = export_embedder(out / "final.pt", tmp_path)
@@ -81,7 +81,7 @@ def test_export_matches_torch_and_keeps_the_contract(trained: Path, tmp_path: Pa
 
 def test_new_weights_get_a_new_version_and_the_old_one_goes(trained: Path, tmp_path: Path) -> None:
     """Embeddings of two exports are not comparable: the second one must not reuse version 1."""
-    from finprint.training.export import export_embedder
+    from finprint_train.export import export_embedder
 
     out = trained
     export_embedder(out / "final.pt", tmp_path)
@@ -95,7 +95,7 @@ def test_new_weights_get_a_new_version_and_the_old_one_goes(trained: Path, tmp_p
 
 
 def test_evaluate_writes_reports_with_both_baselines(trained: Path, photos: Path, tmp_path: Path) -> None:
-    from finprint.training.cli import main
+    from finprint_train.cli import main
 
     out = trained
     main(["evaluate", "--checkpoint", str(out / "final.pt"), "--out", str(tmp_path), "--data-dir", str(photos)])
@@ -117,9 +117,9 @@ def test_warm_start_from_an_exported_onnx_reproduces_it_and_trains_on(
     import torch
 
     from finprint.cli import main
-    from finprint.training.export import export_embedder
-    from finprint.training.model import ExportedEmbedder, FinprintNet
-    from finprint.training.warm_start import load_exported_embedder
+    from finprint_train.export import export_embedder
+    from finprint_train.model import ExportedEmbedder, FinprintNet
+    from finprint_train.warm_start import load_exported_embedder
 
     out = trained
     export_embedder(out / "final.pt", tmp_path / "repo")
@@ -148,7 +148,7 @@ def test_warm_start_from_an_exported_onnx_reproduces_it_and_trains_on(
 
 def test_a_warm_start_from_onnx_refuses_trainable_batchnorm(trained: Path, photos: Path, tmp_path: Path) -> None:
     from finprint.cli import main
-    from finprint.training.export import export_embedder
+    from finprint_train.export import export_embedder
 
     out = trained
     export_embedder(out / "final.pt", tmp_path / "repo")

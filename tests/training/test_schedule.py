@@ -10,7 +10,7 @@ pytestmark = pytest.mark.train
 
 
 def test_a_step_held_up_by_a_suspension_counts_as_a_typical_step() -> None:
-    from finprint.training.train import budgeted_step_time
+    from finprint_train.train import budgeted_step_time
 
     recent: deque[float] = deque(maxlen=50)
     counted = [budgeted_step_time(1.0 + 0.01 * i, recent) for i in range(12)]
@@ -20,7 +20,7 @@ def test_a_step_held_up_by_a_suspension_counts_as_a_typical_step() -> None:
 
 
 def test_early_steps_count_whatever_they_took() -> None:
-    from finprint.training.train import budgeted_step_time
+    from finprint_train.train import budgeted_step_time
 
     recent: deque[float] = deque(maxlen=50)
     assert budgeted_step_time(30.0, recent) == 30.0  # no history yet to call it unusual

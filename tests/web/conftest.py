@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from finprint.testing.system import RunningSystem, embedded_system
+from finprint_testing.system import RunningSystem, embedded_system
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser

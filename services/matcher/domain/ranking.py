@@ -38,7 +38,7 @@ class IndividualScoring:
     """An individual's score: ``(1 - w) * best image cosine + w * cosine to its images' centroid``.
 
     w = 0 is the best image alone. The centroid is the normalised mean of the individual's unit
-    vectors; ``finprint.training.metrics.rank_individuals`` implements the same rule offline.
+    vectors; ``finprint_train.metrics.rank_individuals`` implements the same rule offline.
     """
 
     centroid_weight: float = 0.0

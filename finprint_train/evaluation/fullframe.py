@@ -17,13 +17,13 @@ from typing import Any
 
 from PIL import Image
 
-from finprint.evaluation.api import ApiEvaluation
-from finprint.evaluation.offline import OfflineEmbedder, ranked_labels
-from finprint.evaluation.protocol import SpeciesProtocol
-from finprint.evaluation.scoring import score
+from finprint_train.evaluation.api import ApiEvaluation
+from finprint_train.evaluation.offline import OfflineEmbedder, ranked_labels
+from finprint_train.evaluation.protocol import SpeciesProtocol
+from finprint_train.evaluation.scoring import score
 from finprint.imaging import Box
-from finprint.training.data import Sample, load_labels
-from finprint.training.metrics import NEW_INDIVIDUAL
+from finprint_train.data import Sample, load_labels
+from finprint_train.metrics import NEW_INDIVIDUAL
 
 FULL_FRAMES = "noaa_rightwhale_fullframe"
 FULL_RESOLUTION_FLUKES = "curvrank_examples"

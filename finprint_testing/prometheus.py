@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from finprint.testing.processes import ServerProcess, free_port
+from finprint_testing.processes import ServerProcess, free_port
 
 
 @dataclass

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from finprint.training.model import FinprintNet
+from finprint_train.model import FinprintNet
 
-log = logging.getLogger("finprint.training")
+log = logging.getLogger("finprint_train")
 
 
 def _conv_bn_pairs(net: FinprintNet) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:

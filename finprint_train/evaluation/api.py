@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from finprint.client import FinprintClient, FinprintError
-from finprint.evaluation.protocol import GalleryIndividual, SpeciesProtocol
+from finprint_train.evaluation.protocol import GalleryIndividual, SpeciesProtocol
 from finprint.imaging import Box
 from finprint.schemas.gateway import IdentifyResponse, IdentifyResult
-from finprint.training.data import Sample
-from finprint.training.metrics import NEW_INDIVIDUAL
+from finprint_train.data import Sample
+from finprint_train.metrics import NEW_INDIVIDUAL
 
 T = TypeVar("T")
 RETRIED_STATUSES = {429, 503}

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from finprint.testing.processes import ServerProcess, free_port
+from finprint_testing.processes import ServerProcess, free_port
 
 
 @dataclass(frozen=True)

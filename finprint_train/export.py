@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from finprint.training.model import ExportedEmbedder, FinprintNet
+from finprint_train.model import ExportedEmbedder, FinprintNet
 
-log = logging.getLogger("finprint.training")
+log = logging.getLogger("finprint_train")
 OPSET = 18
 
 

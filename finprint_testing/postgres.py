@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from finprint.testing.processes import ServerProcess, free_port, port_open
+from finprint_testing.processes import ServerProcess, free_port, port_open
 
 MACHINE_PORT = 5432
 HOST = "127.0.0.1"

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 
 from finprint.services import SERVICES
-from finprint.testing.processes import ServerProcess, free_port
+from finprint_testing.processes import ServerProcess, free_port
 
 
 def _ready(url: str) -> bool:

@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from finprint.imaging import letterbox_content
+from finprint.paths import PROJECT_ROOT
 
 NOT_CETACEAN = "not_cetacean"
 
@@ -75,7 +76,7 @@ def default_data_dir() -> Path:
     env = os.environ.get("FINPRINT_DATA_DIR")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    return PROJECT_ROOT.parent / "shared" / "data"
 
 
 def load_labels(folder: Path) -> list[Sample]:

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from finprint.training.data import EvalSet, Sample, Split, SplitConfig, load_datasets, split_by_individual
-from finprint.training.metrics import NEW_INDIVIDUAL
+from finprint_train.data import EvalSet, Sample, Split, SplitConfig, load_datasets, split_by_individual
+from finprint_train.metrics import NEW_INDIVIDUAL
 
 SplitName = Literal["val", "test"]
 OTHER_SPLIT: dict[SplitName, SplitName] = {"val": "test", "test": "val"}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from finprint.training.metrics import NEW_INDIVIDUAL, average_precision_at_5
+from finprint_train.metrics import NEW_INDIVIDUAL, average_precision_at_5
 
 
 @dataclass(frozen=True)

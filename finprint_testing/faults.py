@@ -3,7 +3,7 @@ the same port with the same storage, stop a private PostgreSQL or S3 server and 
 process a tiny filesystem to fill.
 
 Everything listens on 127.0.0.1 and is stopped by PID (its process group), like the rest of
-``finprint.testing``. The PostgreSQL cluster and the S3 server here are private to the caller (their
+``finprint_testing``. The PostgreSQL cluster and the S3 server here are private to the caller (their
 own data folders and free ports), never the machine's shared server, so stopping them breaks nobody
 else's tests.
 """
@@ -25,9 +25,9 @@ from pathlib import Path
 import httpx
 
 from finprint.services import SERVICES
-from finprint.testing.postgres import HOST, SUPERUSER, PostgresServer, _as_postgres_user, _postgres_binary
-from finprint.testing.processes import ServerProcess, free_port
-from finprint.testing.s3 import S3Server, _port_flags, _s3_answers, weed_binary
+from finprint_testing.postgres import HOST, SUPERUSER, PostgresServer, _as_postgres_user, _postgres_binary
+from finprint_testing.processes import ServerProcess, free_port
+from finprint_testing.s3 import S3Server, _port_flags, _s3_answers, weed_binary
 
 
 class RestartableProcess:
@@ -249,7 +249,7 @@ class FaultableSystem:
 def faultable_services(env: Mapping[str, str], log_dir: Path,
                        per_service_env: Mapping[str, Mapping[str, str]] | None = None,
                        timeout_s: float = 120.0) -> Iterator[FaultableSystem]:
-    """Like :func:`finprint.testing.system.separate_services`, with processes that can be restarted.
+    """Like :func:`finprint_testing.system.separate_services`, with processes that can be restarted.
 
     ``env`` carries the storage settings; peer URLs are added here. ``per_service_env`` adds
     variables to one service only (e.g. the matcher's own object store).

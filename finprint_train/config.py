@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from finprint.training.data import SplitConfig
+from finprint_train.data import SplitConfig
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -92,7 +92,7 @@ def config_from_dict(raw: dict[str, Any]) -> TrainConfig:
 
 
 def load_config(path: Path | str) -> TrainConfig:
-    """Read a TOML config; a bare name is looked up in ``finprint/training/configs``."""
+    """Read a TOML config; a bare name is looked up in ``finprint_train/configs``."""
     path = Path(path)
     if not path.exists() and (CONFIG_DIR / f"{path.name}.toml").exists():
         path = CONFIG_DIR / f"{path.name}.toml"

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from finprint.testing.processes import ServerProcess, free_port
+from finprint_testing.processes import ServerProcess, free_port
 
 HOST = "127.0.0.1"
 # weed mini opens one HTTP and one gRPC port per component.

@@ -22,8 +22,8 @@ import numpy as np
 
 from finprint.imaging import Box, ImageLimits, load_model_input
 from finprint.model_repository import OnnxModelSettings, create_session, locate_model
-from finprint.training.data import read_image
-from finprint.training.metrics import THRESHOLDS, map_at_5, predictions_with_new, rank_individuals
+from finprint_train.data import read_image
+from finprint_train.metrics import THRESHOLDS, map_at_5, predictions_with_new, rank_individuals
 
 Decoding = Literal["training", "service"]
 EMBEDDER = "finprint_embedder"

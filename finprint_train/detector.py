@@ -26,8 +26,8 @@ from torch import nn
 
 from PIL import Image
 
-from finprint.training.config import TrainConfig, config_from_dict, load_config
-from finprint.training.data import (
+from finprint_train.config import TrainConfig, config_from_dict, load_config
+from finprint_train.data import (
     NOT_CETACEAN,
     Sample,
     default_data_dir,
@@ -36,10 +36,10 @@ from finprint.training.data import (
     read_images,
     split_by_individual,
 )
-from finprint.training.export import TensorSpec, write_model_dir
-from finprint.training.model import build_backbone, normalise_pixels
+from finprint_train.export import TensorSpec, write_model_dir
+from finprint_train.model import build_backbone, normalise_pixels
 
-log = logging.getLogger("finprint.training")
+log = logging.getLogger("finprint_train")
 
 VIEWS = ["fluke", "dorsal_fin", "head", "other"]
 INPUT_SIZE = 256

@@ -1,7 +1,7 @@
 """``finprint train | evaluate | export | train-detector`` subcommands.
 
 The main ``finprint`` CLI calls :func:`add_training_commands`; ``python -m
-finprint.training.cli`` runs them on their own. Heavy imports (torch) happen inside the
+finprint_train.cli`` runs them on their own. Heavy imports (torch) happen inside the
 handlers so that ``finprint --help`` works without the ``train`` extra.
 """
 
@@ -12,9 +12,11 @@ import logging
 import os
 from pathlib import Path
 
+from finprint.paths import PROJECT_ROOT
+
 DEFAULT_CACHE = Path.home() / ".cache" / "finprint" / "images"
 # The detector's hand-labelled boxes live with the tests that check them.
-DEFAULT_BOX_LABELS = Path(__file__).resolve().parents[2] / "tests" / "training" / "detector_boxes.csv"
+DEFAULT_BOX_LABELS = PROJECT_ROOT / "tests" / "training" / "detector_boxes.csv"
 
 
 def _log_progress() -> None:
@@ -28,8 +30,8 @@ def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
 
 def _run_train(args: argparse.Namespace) -> None:
     _log_progress()
-    from finprint.training.config import load_config
-    from finprint.training.train import train
+    from finprint_train.config import load_config
+    from finprint_train.train import train
 
     cfg = load_config(args.config)
     if args.minutes is not None:
@@ -43,7 +45,7 @@ def _run_evaluate(args: argparse.Namespace) -> None:
     if args.api:
         _run_evaluate_api(args)
         return
-    from finprint.training.evaluate import evaluate_checkpoint
+    from finprint_train.evaluate import evaluate_checkpoint
 
     if args.out is None:
         raise SystemExit("finprint evaluate --checkpoint needs --out (the report's folder)")
@@ -52,9 +54,9 @@ def _run_evaluate(args: argparse.Namespace) -> None:
 
 
 def _run_evaluate_api(args: argparse.Namespace) -> None:
-    from finprint.evaluation.protocol import ProtocolConfig
-    from finprint.evaluation.run import ApiTarget, evaluate_api, markdown
-    from finprint.training.data import default_data_dir
+    from finprint_train.evaluation.protocol import ProtocolConfig
+    from finprint_train.evaluation.run import ApiTarget, evaluate_api, markdown
+    from finprint_train.data import default_data_dir
 
     if not args.api_key:
         raise SystemExit("finprint evaluate --api needs --api-key (or FINPRINT_API_KEY)")
@@ -67,7 +69,7 @@ def _run_evaluate_api(args: argparse.Namespace) -> None:
 
 def _run_export(args: argparse.Namespace) -> None:
     _log_progress()
-    from finprint.training.export import export_embedder
+    from finprint_train.export import export_embedder
 
     export_embedder(args.checkpoint, args.repository, report_path=args.report, max_batch_size=args.max_batch_size,
                     image_size=args.image_size)
@@ -75,7 +77,7 @@ def _run_export(args: argparse.Namespace) -> None:
 
 def _run_train_detector(args: argparse.Namespace) -> None:
     _log_progress()
-    from finprint.training.detector import train_detector
+    from finprint_train.detector import train_detector
 
     train_detector(args.out, data_dir=args.data_dir, repository=args.repository, seed=args.seed, box_labels=args.box_labels, embedder_checkpoint=args.embedder_checkpoint)
 
@@ -83,7 +85,7 @@ def _run_train_detector(args: argparse.Namespace) -> None:
 def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add the model pipeline's subcommands to a CLI's subparsers."""
     train = subparsers.add_parser("train", help="fine-tune the embedder within a time budget")
-    train.add_argument("--config", required=True, help="TOML file, or a name in finprint/training/configs")
+    train.add_argument("--config", required=True, help="TOML file, or a name in finprint_train/configs")
     train.add_argument("--minutes", type=float, default=None, help="time budget; the schedule fits itself to it")
     train.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     train.add_argument("--init-checkpoint", type=Path, default=None, help="start from your own checkpoint")

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from finprint.training.config import config_from_dict
-from finprint.evaluation.protocol import DEFAULT_CENTROID_WEIGHT, Protocol, ProtocolConfig, SpeciesProtocol, build_protocol, protocol_digest
-from finprint.training.data import NOT_CETACEAN, Sample, default_data_dir, read_images
-from finprint.training.metrics import (
+from finprint_train.config import config_from_dict
+from finprint_train.evaluation.protocol import DEFAULT_CENTROID_WEIGHT, Protocol, ProtocolConfig, SpeciesProtocol, build_protocol, protocol_digest
+from finprint_train.data import NOT_CETACEAN, Sample, default_data_dir, read_images
+from finprint_train.metrics import (
     NEW_INDIVIDUAL,
     THRESHOLDS,
     Ranking,
@@ -30,11 +30,11 @@ from finprint.training.metrics import (
     rank_individuals,
     threshold_curve,
 )
-from finprint.training.export import load_embedder_checkpoint
-from finprint.training.model import ExportedEmbedder, build_backbone, normalise_pixels
-from finprint.training.train import prepare_split
+from finprint_train.export import load_embedder_checkpoint
+from finprint_train.model import ExportedEmbedder, build_backbone, normalise_pixels
+from finprint_train.train import prepare_split
 
-log = logging.getLogger("finprint.training")
+log = logging.getLogger("finprint_train")
 Embedder = Callable[[list[Sample]], np.ndarray]  # photos -> L2-normalised [N, D]
 
 
@@ -134,7 +134,7 @@ def reid_metrics(ranking: Ranking, truths: list[str], threshold: float) -> dict[
 def evaluate_reid(embed: Embedder, val: Protocol, test: Protocol, centroid_weight: float = 0.0) -> dict[str, Any]:
     """Per species: threshold chosen on validation, metrics on test; plus one overall threshold.
 
-    Both use the identification protocol (``finprint.evaluation.protocol``): a gallery with
+    Both use the identification protocol (``finprint_train.evaluation.protocol``): a gallery with
     distractor individuals, and queries of known and new individuals.
     """
     out: dict[str, Any] = {"by_species": {}, "curves": {}, "cmc": {}, "collapse": {}}

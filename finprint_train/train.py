@@ -21,12 +21,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from finprint.training.config import TrainConfig
-from finprint.training.data import Sample, Split, default_data_dir, load_datasets, load_images, split_by_individual
-from finprint.training.model import FinprintNet, SubCenterArcFace, normalise_pixels
-from finprint.training.warm_start import load_exported_embedder
+from finprint_train.config import TrainConfig
+from finprint_train.data import Sample, Split, default_data_dir, load_datasets, load_images, split_by_individual
+from finprint_train.model import FinprintNet, SubCenterArcFace, normalise_pixels
+from finprint_train.warm_start import load_exported_embedder
 
-log = logging.getLogger("finprint.training")
+log = logging.getLogger("finprint_train")
 
 
 @dataclass

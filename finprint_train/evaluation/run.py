@@ -27,14 +27,14 @@ from typing import Any
 import numpy as np
 
 from finprint.client import FinprintClient
-from finprint.evaluation.api import ApiEvaluation, SpeciesAnswers
-from finprint.evaluation.fullframe import full_frame_sets
-from finprint.evaluation.fullframe import measure as measure_full_frames
-from finprint.evaluation.offline import OfflineEmbedder, ranked_labels
-from finprint.evaluation.protocol import Protocol, ProtocolConfig, SpeciesProtocol, load_protocol, protocol_digest
-from finprint.evaluation.scoring import score
+from finprint_train.evaluation.api import ApiEvaluation, SpeciesAnswers
+from finprint_train.evaluation.fullframe import full_frame_sets
+from finprint_train.evaluation.fullframe import measure as measure_full_frames
+from finprint_train.evaluation.offline import OfflineEmbedder, ranked_labels
+from finprint_train.evaluation.protocol import Protocol, ProtocolConfig, SpeciesProtocol, load_protocol, protocol_digest
+from finprint_train.evaluation.scoring import score
 
-log = logging.getLogger("finprint.evaluation")
+log = logging.getLogger("finprint_train.evaluation")
 STAGES = ("model", "decode", "crop", "api")
 
 
