@@ -12,9 +12,12 @@ import asyncio
 import logging
 import time
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+import httpx
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -30,6 +33,8 @@ ReadinessCheck = Callable[[], Awaitable[None]]
 """Raises (any exception) when a dependency is not ready; its message is reported."""
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+Transports = Mapping[str, httpx.AsyncBaseTransport]
+"""In-process transports to other services by name (the embedded runner's), for an app's clients."""
 access_log = logging.getLogger("finprint.access")
 
 
@@ -291,6 +296,48 @@ def create_service_app(
     app.include_router(_probe_router(state))
     for router in routers:
         app.include_router(router)
+    return app
+
+
+class ServiceRuntime(Protocol):
+    """What a service keeps loaded for its routes (the detector's or the embedder's model)."""
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def check_ready(self) -> None: ...
+
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+def create_runtime_app(
+    name: str,
+    settings: S,
+    runtime_class: Callable[[S, ServiceMetrics], ServiceRuntime],
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """The app of a service whose state is one runtime built from its settings and metrics: started
+    and closed with the app, its readiness check ``model``, and on ``app.state.<name>`` for routes."""
+    metrics = ServiceMetrics(name)
+    runtime = runtime_class(settings, metrics)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start()
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    app = create_service_app(name, settings, title=title, description=description, routers=routers,
+                             lifespan=lifespan, metrics=metrics)
+    setattr(app.state, name, runtime)
+    app.state.service.readiness_checks["model"] = runtime.check_ready
     return app
 
 

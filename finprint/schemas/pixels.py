@@ -11,6 +11,7 @@ here without pickles and without copying the pixels.
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import numpy as np
 from starlette.requests import Request
@@ -33,6 +34,21 @@ def pixels_request_body(shape: str) -> dict:
         "content": {PIXELS_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}},
         "description": f"A NumPy .npy array, uint8 RGB {shape}, S the model's `input_size` (GET /v1/model), "
         "made as `finprint.imaging.load_model_input` makes it.",
+    }
+
+
+def pixels_route_docs(shape: str, *, too_large: str, invalid: str, unavailable: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI ``responses`` and request body of a pixels route taking uint8 RGB arrays of ``shape``,
+    as keyword arguments of its route decorator: ``too_large`` describes the 413, ``invalid`` the 422
+    and ``unavailable`` is the route's 503 response."""
+    return {
+        "responses": {
+            413: {"description": too_large},
+            415: NOT_PIXELS_RESPONSE,
+            422: {"description": invalid},
+            503: unavailable,
+        },
+        "openapi_extra": {"requestBody": pixels_request_body(shape)},
     }
 
 

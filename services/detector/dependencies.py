@@ -55,7 +55,10 @@ class DetectorRuntime:
                 self.load_error = f"{type(exc).__name__}: {exc}"[:500]
                 log.error("detector model failed to load", extra={"fields": {"error": self.load_error}})
 
-    def close(self) -> None:
+    async def start(self) -> None:
+        await self.load()
+
+    async def close(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def loaded(self) -> OnnxDetector:

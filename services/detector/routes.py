@@ -13,7 +13,7 @@ from starlette.datastructures import UploadFile
 from finprint.imaging import MEDIA_TYPES, Box, ImageLimits, clip_box, load_model_input
 from finprint.problems import InvalidImage, Problem
 from finprint.schemas.detector import NO_CETACEAN, Detection, DetectorModel, DetectResponse, ImageMetadata
-from finprint.schemas.pixels import NOT_PIXELS_RESPONSE, InvalidPixels, pixels_request_body, read_pixels_request
+from finprint.schemas.pixels import InvalidPixels, pixels_route_docs, read_pixels_request
 from services.detector.adapters.onnx_runtime import OnnxDetector
 from services.detector.dependencies import DetectorRuntime, detector_runtime
 from services.detector.domain.detection import find_cetacean
@@ -145,14 +145,10 @@ PHOTO_SIDE = ImageLimits()
     "/detect/pixels",
     response_model=DetectResponse,
     summary="The same answer for a photo the client already decoded into the model's input",
-    responses={
-        413: {"description": "The body is larger than one input (`invalid-pixels`)."},
-        415: NOT_PIXELS_RESPONSE,
-        422: {"description": "Not a uint8 [1, S, S, 3] .npy array of the model's input size (`invalid-pixels`), "
-              "or a `region` outside the photo."},
-        503: _PROBLEMS[503],
-    },
-    openapi_extra={"requestBody": pixels_request_body("[1, S, S, 3]")},
+    **pixels_route_docs(
+        "[1, S, S, 3]", too_large="The body is larger than one input (`invalid-pixels`).",
+        invalid="Not a uint8 [1, S, S, 3] .npy array of the model's input size (`invalid-pixels`), "
+        "or a `region` outside the photo.", unavailable=_PROBLEMS[503]),
 )
 async def detect_pixels(
     request: Request,

@@ -15,7 +15,7 @@ from finprint.imaging import Box, ImageLimits, load_model_input
 from finprint.problems import InvalidImage, Problem
 from finprint.schemas.embedder import EmbedderModel, EmbeddingEncoding, EmbedResponse
 from finprint.schemas.embeddings import encode_vector
-from finprint.schemas.pixels import NOT_PIXELS_RESPONSE, InvalidPixels, pixels_request_body, read_pixels_request
+from finprint.schemas.pixels import InvalidPixels, pixels_route_docs, read_pixels_request
 from services.embedder.dependencies import EmbedderRuntime, embedder_runtime
 from services.embedder.domain.model import EmbedderCard, ranked_species
 
@@ -139,13 +139,10 @@ async def served_model(runtime: Annotated[EmbedderRuntime, Depends(embedder_runt
     "/embed/pixels",
     response_model=EmbedResponse,
     summary="The same results for inputs already decoded and resized by the client",
-    responses={
-        413: {"description": "The body is larger than `max_images_per_request` inputs (`invalid-pixels`)."},
-        415: NOT_PIXELS_RESPONSE,
-        422: {"description": "Not a uint8 [N, S, S, 3] .npy array of the model's input size (`invalid-pixels`)."},
-        503: _PROBLEMS[503],
-    },
-    openapi_extra={"requestBody": pixels_request_body("[N, S, S, 3]")},
+    **pixels_route_docs(
+        "[N, S, S, 3]", too_large="The body is larger than `max_images_per_request` inputs (`invalid-pixels`).",
+        invalid="Not a uint8 [N, S, S, 3] .npy array of the model's input size (`invalid-pixels`).",
+        unavailable=_PROBLEMS[503]),
 )
 async def embed_pixels(
     request: Request,
