@@ -15,6 +15,7 @@ from services.gateway.adapters.peers import Peers
 from services.gateway.adapters.pipeline import Pipeline
 from services.gateway.adapters.ratelimit import RateLimiter
 from services.gateway.adapters.tokens import TokenIssuer
+from services.gateway.application.enrolment import EnrolmentService
 from services.gateway.dependencies import GatewayContext
 from services.gateway.ingest.runner import background_worker
 from services.gateway.routes import public_routers
@@ -32,11 +33,14 @@ def create_app(
         "finprint_gateway_decode_seconds", "Decoding a photo into the models' input (decode_once), seconds."
     )
     secret = settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    pipeline = Pipeline.for_peers(peers, settings, decode_seconds)
+    catalog = CatalogClient(peers.catalog)
     context = GatewayContext(
         settings=settings,
         peers=peers,
-        pipeline=Pipeline.for_peers(peers, settings, decode_seconds),
-        catalog=CatalogClient(peers.catalog),
+        pipeline=pipeline,
+        catalog=catalog,
+        enrolment=EnrolmentService(pipeline, catalog, settings.encounter_photo_concurrency),
         tokens=TokenIssuer(secret, settings.access_token_ttl_s, settings.refresh_token_ttl_s) if secret else None,
         limiter=RateLimiter(settings.rate_limit_storage_uri, settings.rate_limit, settings.identify_rate_limit),
         api_key_cache={},

@@ -16,6 +16,7 @@ from services.gateway.adapters.peers import Peers
 from services.gateway.adapters.pipeline import Pipeline
 from services.gateway.adapters.ratelimit import RateLimiter
 from services.gateway.adapters.tokens import InvalidToken, TokenIssuer
+from services.gateway.application.enrolment import EnrolmentService
 from services.gateway.domain.principal import Principal, Role
 from services.gateway.settings import GatewaySettings
 
@@ -31,6 +32,7 @@ class GatewayContext:
     peers: Peers
     pipeline: Pipeline
     catalog: CatalogClient
+    enrolment: EnrolmentService
     tokens: TokenIssuer | None
     limiter: RateLimiter
     api_key_cache: dict[str, tuple[float, Principal]]

@@ -74,7 +74,8 @@ class GatewaySettings(ServiceSettings):
     )
     ingest_poll_s: float = Field(1.0, gt=0, description="How often an idle ingest worker asks for items.")
     encounter_photo_concurrency: int = Field(
-        4, ge=1, description="Photos of one encounter analysed at the same time (identify by encounter)."
+        4, ge=1,
+        description="Photos of one encounter analysed at the same time (identify by encounter, enrolment).",
     )
     encounter_max_photos: int = Field(
         20, ge=1, description="Most photos one encounter identification takes."

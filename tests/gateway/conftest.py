@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
-from finprint.embedded import BUILD_ORDER, build_embedded_apps, embedded_environment
+from finprint.embedded import BUILD_ORDER, embedded_environment
+from finprint.services import app_factory
+
+Wire = Callable[[str, httpx.AsyncBaseTransport], httpx.AsyncBaseTransport]
+"""What stands between a service and its callers: (service name, its in-process transport) -> a transport."""
 
 
 @dataclass
 class Embedded:
     gateway: httpx.AsyncClient
     catalog: httpx.AsyncClient
+    apps: dict[str, FastAPI] = field(default_factory=dict)
 
     async def org_with_keys(self, slug: str) -> tuple[str, dict[str, str]]:
         """A new organisation and one API key per role."""
@@ -42,10 +48,22 @@ async def embedded(embedded_env: Path) -> AsyncIterator[Embedded]:
         yield started
 
 
+def build_apps(wire: Wire | None = None) -> dict[str, FastAPI]:
+    """The embedded default's five apps, each reaching the ones built before it in process, through
+    ``wire`` when given (a test watching or slowing what the gateway sends)."""
+    apps: dict[str, FastAPI] = {}
+    transports: dict[str, httpx.AsyncBaseTransport] = {}
+    for name in BUILD_ORDER:
+        apps[name] = app_factory(name)(None, transports)
+        transport = httpx.ASGITransport(app=apps[name])
+        transports[name] = wire(name, transport) if wire else transport
+    return apps
+
+
 @asynccontextmanager
-async def start_embedded() -> AsyncIterator[Embedded]:
+async def start_embedded(wire: Wire | None = None) -> AsyncIterator[Embedded]:
     """The apps built from the environment as it is now (a test may set more settings first)."""
-    apps = build_embedded_apps()
+    apps = build_apps(wire)
     async with AsyncExitStack() as stack:
         for name in BUILD_ORDER:
             await stack.enter_async_context(apps[name].router.lifespan_context(apps[name]))
@@ -54,4 +72,4 @@ async def start_embedded() -> AsyncIterator[Embedded]:
                 httpx.AsyncClient(transport=httpx.ASGITransport(app=apps[name]), base_url=f"http://{name}"))
             for name in ("gateway", "catalog")
         }
-        yield Embedded(clients["gateway"], clients["catalog"])
+        yield Embedded(clients["gateway"], clients["catalog"], apps)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
 from finprint.http import ServiceClient
+from services.gateway.adapters.uploads import Upload
 
 
 def segment(value: str) -> str:
@@ -38,12 +41,23 @@ class CatalogClient:
                                           params={"catalogue_code": code, "limit": 1})
         return page["items"][0] if page["items"] else None
 
-    async def enrol(self, org_id: str, body: dict[str, Any], idempotency_key: str | None,
-                    fingerprint: str) -> dict[str, Any]:
+    async def enrol(self, org_id: str, enrolment: dict[str, Any], photos: Sequence[Upload],
+                    idempotency_key: str | None, fingerprint: str) -> dict[str, Any]:
+        """One enrolment transaction: ``enrolment`` is the catalog's EnrolRequest without the photos'
+        bytes, ``photos`` the bytes of its ``photos`` entries, in order."""
         headers = {"Idempotency-Key": idempotency_key, "Idempotency-Fingerprint": fingerprint} if idempotency_key else {}
+        body = {**enrolment, "photos": [
+            {**entry, "image": {"content_base64": base64.b64encode(photo.data).decode("ascii"),
+                                "filename": photo.filename}}
+            for entry, photo in zip(enrolment["photos"], photos, strict=True)]}
         # Retried: with an idempotency key the catalog replays instead of storing twice.
         return await self.client.post_json(f"/v1/orgs/{org_id}/enrolments", body, headers=headers,
                                            idempotent=idempotency_key is not None)
+
+    async def media_content(self, org_id: str, media_id: str) -> Upload:
+        """A stored photo's original bytes."""
+        response = await self.client.request("GET", f"/v1/orgs/{org_id}/media/{segment(media_id)}/content")
+        return Upload(response.content, media_id, response.headers.get("content-type", "application/octet-stream"))
 
     async def forward(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self.client.request(method, path, **kwargs)

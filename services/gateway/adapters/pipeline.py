@@ -163,23 +163,35 @@ class Pipeline:
 
     async def embed(self, image: bytes, filename: str, content_type: str, boxes: list[tuple[int, int, int, int]],
                     decoded: DecodedPhoto | None = None) -> tuple[EmbedResponse, list[np.ndarray]]:
-        """Embed each box of one photo: the decoded pixels where every box is the whole photo, else
-        the photo's bytes, sent once per box and never re-encoded."""
-        if decoded is not None and all(tuple(box) == decoded.whole_photo for box in boxes):
+        """Embed each box of one photo, in order. The embedder gets each distinct region once (every
+        animal's region is the whole photo today, so one photo however many animals it shows): as the
+        decoded pixels where it is the whole photo, else the photo's bytes with the region as its box,
+        never re-encoded."""
+        regions = list(dict.fromkeys(tuple(box) for box in boxes))
+        embedded, vectors = await self._embed_regions(image, filename, content_type, regions, decoded)
+        order = [regions.index(tuple(box)) for box in boxes]
+        results = [embedded.results[i] for i in order]
+        return embedded.model_copy(update={"results": results}), [vectors[i] for i in order]
+
+    async def _embed_regions(self, image: bytes, filename: str, content_type: str,
+                             regions: list[tuple[int, int, int, int]],
+                             decoded: DecodedPhoto | None) -> tuple[EmbedResponse, list[np.ndarray]]:
+        if decoded is not None and regions == [decoded.whole_photo]:
             try:
                 return self._parsed(await self.embedder.request(
                     "POST", "/v1/embed/pixels", params={"embedding_encoding": "base64"},
-                    content=encode_pixels(np.stack([decoded.pixels] * len(boxes))),
+                    content=encode_pixels(decoded.pixels[None]),
                     headers={"Content-Type": PIXELS_MEDIA_TYPE}, idempotent=True,
                 ))
             except Problem as problem:
                 if not refused_as_wrong_input(problem):
                     raise
                 self.shared_input.forget()
-        files = [("images", (filename, image, content_type)) for _ in boxes]
+        # The bytes of the photo go once per region: the embedder's /v1/embed crops each file part by its box.
+        files = [("images", (filename, image, content_type)) for _ in regions]
         return self._parsed(await self.embedder.request(
             "POST", "/v1/embed", params={"embedding_encoding": "base64"}, files=files,
-            data={"boxes": json.dumps([list(b) for b in boxes])}, idempotent=True,
+            data={"boxes": json.dumps([list(r) for r in regions])}, idempotent=True,
         ))
 
     @staticmethod

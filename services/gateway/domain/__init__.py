@@ -1,1 +1,2 @@
-"""The gateway's domain logic: orchestration of an identification and an enrolment."""
+"""The gateway's domain: pure rules and shapes (forms, public answers, principals), no I/O; the
+use cases that call the services with them are in ``services.gateway.application``."""

@@ -1,4 +1,4 @@
-"""The ingest worker: lease items from the catalog, run detector -> embedder -> matcher -> catalog.
+"""The ingest worker: lease items from the catalog, enrol each photo through the enrolment service.
 
 Exactly once: each item is enrolled with an Idempotency-Key derived from its id, so a worker
 that dies after the catalog committed and before it recorded the item leaves an enrolment the
@@ -38,18 +38,16 @@ from finprint.schemas.matcher import QueryResult
 from services.gateway.adapters.catalog import CatalogClient
 from services.gateway.adapters.pipeline import DecodedPhoto, Pipeline
 from services.gateway.adapters.uploads import Upload
+from services.gateway.application.enrolment import (
+    Enrolled,
+    EnrolmentRequest,
+    EnrolmentService,
+    EnrolmentUnconfirmed,
+    NoCetacean,
+)
 from services.gateway.ingest.manifest import ManifestRow, parse_row
 from services.gateway.ingest.queue import IngestQueue
 from services.gateway.ingest.sources import S3_ERRORS, S3Source, s3_failure
-from services.gateway.orchestration import (
-    Analysis,
-    analyse,
-    enrol_annotations,
-    file_under,
-    image_payload,
-    known_individual_decision,
-    resolve_candidates,
-)
 from services.gateway.settings import GatewaySettings
 
 log = logging.getLogger("finprint.ingest")
@@ -62,15 +60,6 @@ def default_worker_id() -> str:
 
 class ItemFailed(Exception):
     """The item cannot be ingested; the reason is shown to the user."""
-
-
-class EnrolmentUnconfirmed(Exception):
-    """The catalog failed to answer the enrolment itself: it may have committed, so the item keeps its
-    lease (counted as an attempt) and the next attempt replays the enrolment by its idempotency key."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -139,16 +128,16 @@ def enrol_key(item: dict[str, Any]) -> str:
     return f"ingest-item-{item['id']}"
 
 
-def results_of(analysis: Analysis) -> list[dict[str, Any]]:
-    """Per animal: species, top-5 candidates (catalogue codes) and the new-individual score."""
-    assert analysis.embed is not None
+def results_of(enrolled: Enrolled) -> list[dict[str, Any]]:
+    """Per animal of the item's photo: species, top-5 candidates (catalogue codes) and the new-individual score."""
+    [analysis] = enrolled.analyses
+    codes = analysis.codes or {}
     animals = []
-    for det, res, match, group in zip(analysis.detect.detections, analysis.embed.results, analysis.matches,
-                                      analysis.groups):
+    for det, match, group in zip(analysis.detect.detections, analysis.matches, analysis.groups):
         candidates = [] if match is None else [
-            {"individual_id": analysis.codes.get(c.individual_id, c.individual_id), "score": round(c.score, 4)}
+            {"individual_id": codes.get(c.individual_id, c.individual_id), "score": round(c.score, 4)}
             for c in match.candidates[:5]]
-        animals.append({"box": list(det.box), "view": det.view, "species": group,
+        animals.append({"box": list(det.box), "view": det.view, "species": enrolled.filed_under or group,
                         "candidates": candidates,
                         "new_individual": 1.0 if match is None else round(match.new_individual, 4)})
     return animals
@@ -252,10 +241,10 @@ class Worker:
         except DependencyUnavailable as exc:  # before the enrolment: nothing stored, give the item back
             log.warning("ingest item postponed", extra={"fields": {"item_id": item["id"], "reason": exc.detail}})
             return Postponed(exc.detail, release=True)
-        except EnrolmentUnconfirmed as exc:
+        except EnrolmentUnconfirmed as exc:  # it may have committed: replayed by its key when the lease expires
             log.warning("ingest enrolment unconfirmed; retried when its lease expires",
-                        extra={"fields": {"item_id": item["id"], "reason": exc.reason}})
-            return Postponed(exc.reason, release=False)
+                        extra={"fields": {"item_id": item["id"], "reason": exc.detail}})
+            return Postponed(exc.detail, release=False)
         except Problem as problem:
             outcome = Outcome("failed", error=problem.detail)
         except Exception as exc:  # a bug costs this item, not the job: logged, and shown as its reason
@@ -267,7 +256,7 @@ class Worker:
         return outcome
 
     async def _ingest(self, item: dict[str, Any], times: StageTimes) -> Outcome:
-        org_id, options = item["org_id"], item["job_options"]
+        org_id = item["org_id"]
         with times.stage("decode"):
             row = self._row(item)
             data = await self._read(item)
@@ -281,12 +270,33 @@ class Worker:
             return _duplicate(sha256, earlier["id"])
         filename = item["item_key"].rsplit("/", 1)[-1]
         upload = Upload(data, filename, mimetypes.guess_type(filename)[0] or "application/octet-stream")
-        pipeline = TimedPipeline(self.pipeline, times)
-        analysis = await analyse(pipeline, org_id, upload, known_cetacean=row.individual_id is not None)
-        if analysis.embed is None:
-            raise ItemFailed(f"no cetacean was found in the photo ({analysis.detect.reason or 'no detection'})")
+        return await self._enrol(item, row, upload, sha256, times)
+
+    async def _enrol(self, item: dict[str, Any], row: ManifestRow, upload: Upload, sha256: str,
+                     times: StageTimes) -> Outcome:
+        """The item's photo through the enrolment service, as its own encounter; indexed per batch."""
+        org_id, actor = item["org_id"], item["job_options"].get("uploaded_by")
+        enrolment = EnrolmentService(TimedPipeline(self.pipeline, times), self.catalog,
+                                     self.settings.encounter_photo_concurrency)
+        try:
+            analyses = await enrolment.analyse(org_id, [upload], known_cetacean=row.individual_id is not None)
+        except NoCetacean as missed:
+            raise ItemFailed(f"no cetacean was found in the photo ({missed.reason})") from None
+        request = EnrolmentRequest(
+            org_id, [upload], row, actor=actor or "ingest", uploaded_by=actor, idempotency_key=enrol_key(item),
+            fingerprint=hashlib.sha256(f"ingest:{item['id']}:{sha256}".encode()).hexdigest(), species=row.species)
         with times.stage("catalog"):
-            return await self._enrol(item, row, upload, analysis, sha256, options.get("uploaded_by"))
+            try:
+                enrolled = await enrolment.store(request, analyses)
+            except Problem as problem:
+                if problem.status == 409 and problem.extensions.get("media_id"):
+                    return _duplicate(sha256, str(problem.extensions["media_id"]))
+                raise
+        result = {"sha256": sha256, "media_id": enrolled.catalog["media"][0]["id"],
+                  "encounter_id": enrolled.catalog["encounter"]["id"], "duplicate": False,
+                  "decision": enrolled.decision, "individual_id": row.individual_id, "animals": results_of(enrolled)}
+        reindex = (org_id, enrolled.species_to_index) if enrolled.species_to_index else None
+        return Outcome("done", result, media_id=result["media_id"], reindex=reindex)
 
     def _row(self, item: dict[str, Any]) -> ManifestRow:
         try:
@@ -313,37 +323,6 @@ class Worker:
             self._species = await self.queue.species_keys()
         if row.species not in self._species:
             raise ItemFailed(f"unknown species {row.species!r} (see GET /v1/species)")
-
-    async def _enrol(self, item: dict[str, Any], row: ManifestRow, upload: Upload, analysis: Analysis,
-                     sha256: str, actor: str | None, *, second_try: bool = False) -> Outcome:
-        org_id = item["org_id"]
-        await resolve_candidates(self.catalog, org_id, analysis)
-        species = row.species or analysis.groups[0]
-        decision, species = await known_individual_decision(self.catalog, org_id, actor or "ingest",
-                                                            row.individual_id, species)
-        if decision is not None or row.species:
-            file_under(analysis, species)
-        body = {"encounter": row.catalog_encounter(actor or "ingest"),
-                "photos": [{"image": image_payload(upload), "annotations": enrol_annotations(analysis, decision)}],
-                "uploaded_by": actor}
-        fingerprint = hashlib.sha256(f"ingest:{item['id']}:{sha256}".encode()).hexdigest()
-        try:
-            enrolled = await self.catalog.enrol(org_id, body, enrol_key(item), fingerprint)
-        except DependencyUnavailable as exc:
-            raise EnrolmentUnconfirmed(exc.detail) from exc
-        except Problem as problem:
-            if problem.status == 409 and problem.extensions.get("media_id"):
-                return _duplicate(sha256, str(problem.extensions["media_id"]))
-            if problem.status == 409 and decision and decision["decision"] == "new_individual" and not second_try:
-                # Another item of the batch created this individual meanwhile: confirm it instead.
-                return await self._enrol(item, row, upload, analysis, sha256, actor, second_try=True)
-            raise
-        result = {"sha256": sha256, "media_id": enrolled["media"][0]["id"],
-                  "encounter_id": enrolled["encounter"]["id"], "duplicate": False,
-                  "decision": decision["decision"] if decision else "pending",
-                  "individual_id": row.individual_id, "animals": results_of(analysis)}
-        return Outcome("done", result, media_id=result["media_id"],
-                       reindex=(org_id, species) if decision else None)
 
 
 def _same_animal(items: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

@@ -12,18 +12,11 @@ from finprint.problems import Problem, problem_from_validation
 from finprint.schemas.common import NOTES_MAX_LENGTH
 from finprint.schemas.gateway import EncounterIdentifyResponse, IdentifyResponse
 from services.gateway.adapters.uploads import Upload, read_photos, read_single_image, request_fingerprint
+from services.gateway.application.enrolment import EnrolmentRequest
+from services.gateway.application.identify import identify, identify_encounter
 from services.gateway.dependencies import GatewayContext, gateway_context, identify_quota
 from services.gateway.domain.enrolment import EncounterForm
 from services.gateway.domain.principal import Principal, Role
-from services.gateway.orchestration import (
-    analyse,
-    enrol_annotations,
-    file_under,
-    identify,
-    identify_encounter,
-    image_payload,
-    known_individual_decision,
-)
 
 router = APIRouter(prefix="/v1", tags=["identification"])
 
@@ -87,14 +80,10 @@ async def identify_photo(
     response, analysis = await identify(ctx.pipeline, ctx.catalog, principal.org_id, upload)
     if not store or not response.results:
         return response
-    enrolled = await ctx.catalog.enrol(
-        principal.org_id,
-        {"encounter": {"created_by": principal.subject},
-         "photos": [{"image": image_payload(upload), "annotations": enrol_annotations(analysis)}],
-         "uploaded_by": principal.subject},
-        idempotency_key,
-        request_fingerprint("identify", [upload], {}),
-    )
+    stored = await ctx.enrolment.store(EnrolmentRequest(
+        principal.org_id, [upload], EncounterForm(), actor=principal.subject, uploaded_by=principal.subject,
+        idempotency_key=idempotency_key, fingerprint=request_fingerprint("identify", [upload], {})), [analysis])
+    enrolled = stored.catalog
     for result, identification in zip(response.results, enrolled["identifications"]):
         result.identification_id = identification["id"]
     response.encounter_id = enrolled["encounter"]["id"]
@@ -162,25 +151,8 @@ async def enrol_encounter(
     if not principal.may(Role.contributor):
         raise Problem(403, "Enrolling photos needs the contributor role.", slug="forbidden",
                       needed_role="contributor")
-    meta, uploads, fingerprint = await _enrolment_form(request)
-    known = meta.individual_id is not None
-    analyses = [await analyse(ctx.pipeline, principal.org_id, upload, known_cetacean=known) for upload in uploads]
-    for index, (upload, analysis) in enumerate(zip(uploads, analyses)):
-        if analysis.embed is None:
-            raise Problem(422, f"No cetacean was found in image {index} ({upload.filename}); nothing was stored.",
-                          slug="no-cetacean", title="No cetacean found", image_index=index)
-    decision, species = await known_individual_decision(ctx.catalog, principal.org_id, principal.subject,
-                                                        meta.individual_id, analyses[0].groups[0])
-    if decision is not None:
-        for analysis in analyses:
-            file_under(analysis, species)
-    body = {
-        "encounter": meta.catalog_encounter(principal.subject),
-        "photos": [{"image": image_payload(u), "annotations": enrol_annotations(a, decision)}
-                   for u, a in zip(uploads, analyses)],
-        "uploaded_by": principal.subject,
-    }
-    enrolled = await ctx.catalog.enrol(principal.org_id, body, idempotency_key, fingerprint)
-    if decision is not None:
-        await ctx.pipeline.sync(principal.org_id, species)
-    return enrolled
+    form, uploads, fingerprint = await _enrolment_form(request)
+    enrolled = await ctx.enrolment.enrol(EnrolmentRequest(
+        principal.org_id, uploads, form, actor=principal.subject, uploaded_by=principal.subject,
+        idempotency_key=idempotency_key, fingerprint=fingerprint))
+    return enrolled.catalog

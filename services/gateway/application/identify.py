@@ -1,0 +1,92 @@
+"""Identify: which species and which catalogued individual a photo (or an encounter's photos) shows.
+
+Nothing is stored here; ``POST /v1/identify?store=true`` hands its analysis to the enrolment service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from finprint.schemas.gateway import (
+    NO_CETACEAN,
+    EncounterIdentifyResponse,
+    EncounterPhoto,
+    FusedIdentification,
+    IdentifyModels,
+    IdentifyResponse,
+)
+from services.gateway.adapters.catalog import CatalogClient
+from services.gateway.adapters.pipeline import Pipeline
+from services.gateway.adapters.uploads import Upload
+from services.gateway.application.analysis import Analysis, analyse, analyse_all, resolve_candidates
+from services.gateway.domain.identify import (
+    fused_embedding,
+    identify_result,
+    mean_species,
+    public_candidates,
+    public_ranking,
+    species_group,
+)
+
+
+def _names(individuals: dict[str, dict]) -> dict[str, str | None]:
+    return {i: ind.get("name") for i, ind in individuals.items()}
+
+
+async def identify(pipeline: Pipeline, catalog: CatalogClient, org_id: str, upload: Upload) -> tuple[
+        IdentifyResponse, Analysis]:
+    analysis = await analyse(pipeline, org_id, upload)
+    models = IdentifyModels(detector=analysis.detect.model,
+                            embedder=analysis.embed.model if analysis.embed else None)
+    if analysis.embed is None:
+        return IdentifyResponse(results=[], reason=analysis.detect.reason or NO_CETACEAN, model=models), analysis
+    individuals = await resolve_candidates(catalog, org_id, [analysis])
+    codes, names = analysis.codes or {}, _names(individuals)
+    results = [
+        identify_result(det, res.species, match, codes, names)
+        for det, res, match in zip(analysis.detect.detections, analysis.embed.results, analysis.matches)
+    ]
+    return IdentifyResponse(results=results, model=models), analysis
+
+
+def _most_confident(analysis: Analysis) -> int:
+    assert analysis.embed is not None
+    return max(range(len(analysis.detect.detections)), key=lambda i: analysis.detect.detections[i].score)
+
+
+async def identify_encounter(pipeline: Pipeline, catalog: CatalogClient, org_id: str, uploads: Sequence[Upload],
+                             concurrency: int) -> EncounterIdentifyResponse:
+    """Several photos of one animal: each photo's own answer, and one answer from all of them."""
+    analyses = await analyse_all(pipeline, org_id, uploads, concurrency)
+    used = [(a, _most_confident(a)) for a in analyses if a.embed is not None]
+    models = IdentifyModels(detector=analyses[0].detect.model,
+                            embedder=next((a.embed.model for a, _ in used if a.embed), None))
+    fused_match = None
+    fused_species: list = []
+    if used:
+        fused_species = mean_species([a.embed.results[i].species for a, i in used if a.embed])
+        group = species_group(fused_species)
+        vector = fused_embedding([a.vectors[i] for a, i in used])
+        fused_match = await pipeline.search(org_id, group, used[0][0].model_version or "", vector)
+    ids = sorted(set().union(*(a.candidate_ids() for a in analyses))
+                 | {c.individual_id for c in (fused_match.candidates if fused_match else [])})
+    individuals = await catalog.individuals_by_id(org_id, ids)
+    codes = {i: ind["catalogue_code"] for i, ind in individuals.items()}
+    names = _names(individuals)
+    photos = []
+    for upload, analysis in zip(uploads, analyses):
+        if analysis.embed is None:
+            photos.append(EncounterPhoto(filename=upload.filename, result=None,
+                                         reason=analysis.detect.reason or NO_CETACEAN))
+            continue
+        best = _most_confident(analysis)
+        photos.append(EncounterPhoto(filename=upload.filename, result=identify_result(
+            analysis.detect.detections[best], analysis.embed.results[best].species, analysis.matches[best],
+            codes, names)))
+    if not used:
+        return EncounterIdentifyResponse(fused=None, photos=photos, reason=NO_CETACEAN, model=models)
+    fused = FusedIdentification(
+        species=fused_species, candidates=public_candidates(fused_match, codes, names),
+        new_individual=1.0 if fused_match is None else fused_match.new_individual,
+        ranking=public_ranking(fused_match, codes), photos_used=len(used))
+    return EncounterIdentifyResponse(fused=fused, photos=photos, model=models)
