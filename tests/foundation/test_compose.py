@@ -14,6 +14,7 @@ from finprint.settings_doc import env_names
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 COMPOSE_SERVICES = COMPOSE["services"]
+SHARED_DOCKERFILE = "services/Dockerfile"
 
 
 def _built_services() -> dict[str, dict]:
@@ -52,8 +53,26 @@ def test_ports_and_healthchecks_agree_with_the_service(name: str) -> None:
     assert [p.split(":")[-1] for p in spec["ports"]] == [str(port)]
     assert f"127.0.0.1:{port}/healthz" in " ".join(spec["healthcheck"]["test"])
     dockerfile = (REPO / spec["build"]["context"] / spec["build"]["dockerfile"]).read_text()
-    assert f'"serve", "{name}"' in dockerfile and f'"--port", "{port}"' in dockerfile
-    assert f"127.0.0.1:{port}/healthz" in dockerfile
+    if spec["build"]["dockerfile"] == SHARED_DOCKERFILE:
+        # The shared image serves the service its build arguments name, on their port.
+        args = spec["build"]["args"]
+        assert (args["SERVICE"], args["PORT"]) == (name, str(port))
+        assert '"exec finprint serve \\"$FINPRINT_IMAGE_SERVICE\\" --host 0.0.0.0 --port \\"$FINPRINT_IMAGE_PORT\\""' in dockerfile
+        assert "127.0.0.1:%s/healthz' % os.environ['FINPRINT_IMAGE_PORT']" in dockerfile
+    else:
+        assert f'"serve", "{name}"' in dockerfile and f'"--port", "{port}"' in dockerfile
+        assert f"127.0.0.1:{port}/healthz" in dockerfile
+
+
+@pytest.mark.parametrize("name", [n for n, s in sorted(_built_services().items())
+                                  if s["build"]["dockerfile"] == SHARED_DOCKERFILE])
+def test_the_shared_image_copies_in_only_the_models_a_service_reads(name: str) -> None:
+    models = COMPOSE_SERVICES[name]["build"]["args"].get("MODELS", "").split()
+    for path in models:
+        assert (REPO / "model_repository" / path).exists(), f"{name} copies in model_repository/{path}: missing"
+    expected = {"detector": ["finprint_detector"], "embedder": ["finprint_embedder"],
+                "matcher": ["finprint_embedder/finprint.json"]}.get(name, [])
+    assert models == expected
 
 
 def test_peer_urls_point_at_compose_services_on_their_ports() -> None:
