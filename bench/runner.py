@@ -52,6 +52,7 @@ BENCHMARKS = (
     Benchmark("ingest", "bench.bench_ingest", ("--images", "80"), ("--images", "2000"), 420, 10800, 8),
     Benchmark("e2e", "bench.bench_e2e", (), ("--full",), 720, 10800, 9),
     Benchmark("load", "bench.bench_load", (), ("--full",), 600, 1800, 20),
+    Benchmark("wire", "bench.bench_wire", (), ("--full",), 600, 1200, 21),
 )
 BY_NAME = {b.name: b for b in BENCHMARKS}
 

@@ -45,6 +45,11 @@ MIXED_LOAD = Goal(
     "mixed traffic (identify, enrol, review, reads) at 2x the c=8 identify throughput: no 5xx, 429s only "
     "from the rate limiter, every stored photo in the catalogue once",
 )
+WIRE_BYTES = Goal(
+    21,
+    "bytes the gateway sends each internal service per photo on the identify and enrol paths, before and after "
+    "photos moved once (a figure to report; no threshold)",
+)
 GPU_EMBEDDER = Goal(4, "the embedder benchmark on a GPU (when the task has one)")
 GPU_FIGURES = Goal(
     9,
@@ -59,6 +64,7 @@ TARGETS: dict[str, tuple[Goal, ...]] = {
     "ingest": (INGEST_RATE,),
     "e2e": (IDENTIFY_LATENCY, IDENTIFY_THROUGHPUT, EMBEDDED_MEMORY),
     "load": (MIXED_LOAD,),
+    "wire": (WIRE_BYTES,),
 }
 # Measured only where the task has a GPU (none of the benchmarks above runs one yet).
 GPU_TARGETS = (GPU_EMBEDDER, GPU_FIGURES)

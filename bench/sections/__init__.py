@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from bench.sections import e2e, embedder, ingest, load, matcher, preprocess
+from bench.sections import e2e, embedder, ingest, load, matcher, preprocess, wire
 
 SECTIONS: dict[str, ModuleType] = {
     "preprocess": preprocess,
@@ -18,4 +18,5 @@ SECTIONS: dict[str, ModuleType] = {
     "ingest": ingest,
     "e2e": e2e,
     "load": load,
+    "wire": wire,
 }
