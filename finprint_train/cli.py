@@ -8,6 +8,7 @@ handlers so that ``finprint --help`` works without the ``train`` extra.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 from pathlib import Path
@@ -67,6 +68,17 @@ def _run_evaluate_api(args: argparse.Namespace) -> None:
     print(markdown(report))
 
 
+def _run_calibrate(args: argparse.Namespace) -> None:
+    _log_progress()
+    from finprint_train.data import default_data_dir
+    from finprint_train.evaluation.calibrate import calibrate
+    from finprint_train.evaluation.protocol import DEFAULT_CENTROID_WEIGHT
+
+    weight = DEFAULT_CENTROID_WEIGHT if args.centroid_weight is None else args.centroid_weight
+    record = calibrate(args.repository, args.data_dir or default_data_dir(), weight, write=not args.dry_run)
+    print(json.dumps(record, indent=2))
+
+
 def _run_export(args: argparse.Namespace) -> None:
     _log_progress()
     from finprint_train.export import export_embedder
@@ -116,6 +128,16 @@ def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--image-size", type=int, default=None, help="input size (default: the run's final size)")
     _data_dir_arg(evaluate)
     evaluate.set_defaults(func=_run_evaluate)
+
+    calibrate = subparsers.add_parser(
+        "calibrate", help="choose a shipped embedder's new-individual thresholds on the validation individuals "
+        "(onnxruntime, the matcher's scoring) and write them into its finprint.json")
+    calibrate.add_argument("--repository", type=Path, default=Path("model_repository"))
+    calibrate.add_argument("--centroid-weight", type=float, default=None,
+                           help="how the matcher scores individuals (default: the evaluation's, 0.5)")
+    calibrate.add_argument("--dry-run", action="store_true", help="print the thresholds, leave the card")
+    _data_dir_arg(calibrate)
+    calibrate.set_defaults(func=_run_calibrate)
 
     export = subparsers.add_parser("export", help="write the embedder as a Triton/onnxruntime model")
     export.add_argument("--checkpoint", type=Path, required=True)

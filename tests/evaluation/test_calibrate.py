@@ -1,0 +1,44 @@
+"""`finprint calibrate` chooses a shipped model's thresholds on the validation individuals under the
+matcher's scoring rule, and writes them where the matcher reads them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from finprint.paths import default_model_repository
+from finprint_train.evaluation.calibrate import calibrate, threshold_curve
+from finprint_train.evaluation.offline import OfflineEmbedder
+from finprint_train.evaluation.protocol import ProtocolConfig, load_protocol
+from services.matcher.adapters.model_metadata import load_model_thresholds
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Path:
+    shutil.copytree(default_model_repository() / "finprint_embedder", tmp_path / "finprint_embedder")
+    return tmp_path
+
+
+def test_thresholds_are_the_best_on_validation_and_reach_the_matcher(repository: Path, shared_data: Path) -> None:
+    config = ProtocolConfig(max_known=10)
+    before = json.loads((repository / "finprint_embedder" / "finprint.json").read_text())
+    record = calibrate(repository, shared_data, centroid_weight=0.5, config=config)
+
+    offline = OfflineEmbedder(repository)
+    val = load_protocol(shared_data, "val", config)
+    for species, threshold in record["new_individual_thresholds_by_species"].items():
+        curve = threshold_curve(offline, val.species[species], 0.5)
+        assert curve.at(threshold) == pytest.approx(curve.map5.max())
+        assert record["val_map5"][species] == pytest.approx(curve.map5.max(), abs=1e-4)
+    card = json.loads((repository / "finprint_embedder" / "finprint.json").read_text())
+    assert card["individual_scoring"] == {"centroid_weight": 0.5}
+    assert card["calibration"]["protocol"]["val"] == record["protocol"]["val"]
+    assert card["input_size"] == before["input_size"] and card["species"] == before["species"]
+    matcher_view = load_model_thresholds(repository, fallback=0.9, temperature=0.05)
+    assert matcher_view.by_species == record["new_individual_thresholds_by_species"]
+    assert matcher_view.centroid_weight == 0.5
