@@ -14,20 +14,21 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
-import httpx
+from finprint_testing.postgres import PostgresServer, initialised_cluster
+from finprint_testing.processes import ServerProcess
+from finprint_testing.s3 import S3Server, weed_mini
+from finprint_testing.system import START_ORDER, peer_wiring, ready, serve_argv, service_addresses
 
-from finprint.services import SERVICES
-from finprint_testing.postgres import HOST, SUPERUSER, PostgresServer, _as_postgres_user, _postgres_binary
-from finprint_testing.processes import ServerProcess, free_port
-from finprint_testing.s3 import S3Server, _port_flags, _s3_answers, weed_binary
+
+ServerT = TypeVar("ServerT")
 
 
 class RestartableProcess:
@@ -90,70 +91,20 @@ class RestartableProcess:
         return self.process.log_tail(lines) if self.process is not None else ""
 
 
-# -- PostgreSQL -----------------------------------------------------------------------------------
+# -- PostgreSQL and S3 -----------------------------------------------------------------------------
 
 
 @dataclass
-class PrivatePostgres:
-    """A PostgreSQL cluster of one's own (``initdb`` in a temporary folder, a free port), restartable.
+class PrivateServer(Generic[ServerT]):
+    """A server of one's own (its own data folder and free ports) whose process can be stopped or
+    killed and started again on the same port with the same data."""
 
-    ``stop()`` is PostgreSQL's fast shutdown (SIGINT: clients disconnected, a clean checkpoint);
-    ``start()`` brings the same cluster back on the same port.
-    """
-
-    workdir: Path
-    server: PostgresServer
+    server: ServerT
     process: RestartableProcess
 
     def stop(self) -> None:
+        """A clean stop with the process's stop signal."""
         self.process.stop()
-
-    def start(self) -> None:
-        self.process.start(timeout_s=60)
-
-
-@contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
-    workdir = Path(tempfile.mkdtemp(prefix="finprint-fault-pg-"))
-    data_dir = workdir / "data"
-    prefix = _as_postgres_user()
-    if prefix:
-        shutil.chown(workdir, "postgres")
-    port = free_port()
-    try:
-        init = ServerProcess(
-            "initdb",
-            [*prefix, _postgres_binary("initdb"), "-D", str(data_dir), "-U", SUPERUSER, "--auth=trust",
-             "--no-sync"],
-            workdir / "initdb.log",
-        )
-        if init.proc.wait(120) != 0:
-            raise RuntimeError(f"initdb failed:\n{init.log_tail()}")
-        init.stop()
-        server = PostgresServer(HOST, port)
-        argv = [*prefix, _postgres_binary("postgres"), "-D", str(data_dir), "-p", str(port), "-k", str(workdir),
-                "-c", f"listen_addresses={HOST}", "-c", "fsync=off", "-c", "synchronous_commit=off",
-                "-c", "full_page_writes=off", "-c", "max_connections=200"]
-        process = RestartableProcess("postgres", argv, workdir / "postgres.log", server.answers,
-                                     stop_signal=signal.SIGINT)
-        process.start(timeout_s=60)
-        try:
-            yield PrivatePostgres(workdir, server, process)
-        finally:
-            process.stop()
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-# -- S3 ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class PrivateS3:
-    """``weed mini`` with its own data folder and ports; ``kill()`` then ``start()`` keeps its data."""
-
-    server: S3Server
-    process: RestartableProcess
 
     def kill(self) -> None:
         self.process.kill()
@@ -162,23 +113,33 @@ class PrivateS3:
         self.process.start(timeout_s=60)
 
 
+PrivatePostgres = PrivateServer[PostgresServer]
+"""``stop()`` is PostgreSQL's fast shutdown (SIGINT: clients disconnected, a clean checkpoint)."""
+PrivateS3 = PrivateServer[S3Server]
+"""``weed mini``; ``kill()`` then ``start()`` keeps its data."""
+
+
+@contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    with initialised_cluster("finprint-fault-pg-", "max_connections=200") as cluster:
+        process = RestartableProcess("postgres", cluster.argv, cluster.workdir / "postgres.log",
+                                     cluster.server.answers, stop_signal=signal.SIGINT)
+        process.start(timeout_s=60)
+        try:
+            yield PrivateServer(cluster.server, process)
+        finally:
+            process.stop()
+
+
 @contextmanager
 def private_s3() -> Iterator[PrivateS3]:
     workdir = Path(tempfile.mkdtemp(prefix="finprint-fault-s3-"))
-    (workdir / "data").mkdir()
-    access_key = "finprint-fault"
-    secret_key = os.urandom(16).hex()
-    flags, s3_port = _port_flags()
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
-    argv = [weed_binary(), "mini", f"-dir={workdir / 'data'}", f"-ip={HOST}", f"-ip.bind={HOST}",
-            "-webdav=false", "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0",
-            "-master.telemetry=false", *flags]
-    server = S3Server(f"{HOST}:{s3_port}", access_key, secret_key)
-    process = RestartableProcess("weed-mini", argv, workdir / "weed.log", lambda: _s3_answers(server.url),
-                                 env=env, cwd=workdir)
+    weed = weed_mini(workdir, "finprint-fault")
+    process = RestartableProcess("weed-mini", weed.argv, workdir / "weed.log", weed.server.answers, env=weed.env,
+                                 cwd=workdir)
     try:
         process.start(timeout_s=60)
-        yield PrivateS3(server, process)
+        yield PrivateServer(weed.server, process)
     finally:
         process.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -223,10 +184,6 @@ def fill(folder: Path, name: str = "ballast", *, leave_bytes: int = 0) -> Path:
 # -- the five services ------------------------------------------------------------------------------
 
 
-def _ready(url: str) -> bool:
-    return httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200
-
-
 @dataclass
 class FaultableSystem:
     """The five services as separate processes that can each be killed and restarted on their port."""
@@ -254,24 +211,13 @@ def faultable_services(env: Mapping[str, str], log_dir: Path,
     ``env`` carries the storage settings; peer URLs are added here. ``per_service_env`` adds
     variables to one service only (e.g. the matcher's own object store).
     """
-    ports = {name: free_port() for name in SERVICES}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    wiring = {
-        "FINPRINT_GATEWAY_DETECTOR_URL": urls["detector"],
-        "FINPRINT_GATEWAY_EMBEDDER_URL": urls["embedder"],
-        "FINPRINT_GATEWAY_MATCHER_URL": urls["matcher"],
-        "FINPRINT_GATEWAY_CATALOG_URL": urls["catalog"],
-        "FINPRINT_MATCHER_CATALOG_URL": urls["catalog"],
-    }
+    ports, urls = service_addresses()
+    wiring = peer_wiring(urls)
     system = FaultableSystem(urls)
     with ExitStack() as stack:
-        for name in ("catalog", "detector", "embedder", "matcher", "gateway"):
+        for name in START_ORDER:
             process = RestartableProcess(
-                name,
-                [sys.executable, "-m", "finprint.cli", "serve", name, "--host", "127.0.0.1", "--port",
-                 str(ports[name])],
-                log_dir / f"{name}.log",
-                lambda u=urls[name]: _ready(u),
+                name, serve_argv(name, ports[name]), log_dir / f"{name}.log", lambda u=urls[name]: ready(u),
                 env={**os.environ, **wiring, **env, **((per_service_env or {}).get(name, {}))},
             )
             stack.callback(process.stop)

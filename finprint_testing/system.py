@@ -19,8 +19,35 @@ from finprint.services import SERVICES
 from finprint_testing.processes import ServerProcess, free_port
 
 
-def _ready(url: str) -> bool:
-    return httpx.get(url, timeout=2.0).status_code == 200
+START_ORDER = ("catalog", "detector", "embedder", "matcher", "gateway")
+"""The order the services' processes are started in (each then waited for in the same order)."""
+
+
+def ready(url: str) -> bool:
+    """The service (or ``finprint up``) at ``url`` answers 200 on ``/readyz``."""
+    return httpx.get(f"{url}/readyz", timeout=2.0).status_code == 200
+
+
+def service_addresses() -> tuple[dict[str, int], dict[str, str]]:
+    """A free port of 127.0.0.1 for each service, and its URL."""
+    ports = {name: free_port() for name in SERVICES}
+    return ports, {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+
+
+def peer_wiring(urls: Mapping[str, str]) -> dict[str, str]:
+    """The settings that point the gateway and the matcher at the other services."""
+    return {
+        "FINPRINT_GATEWAY_DETECTOR_URL": urls["detector"],
+        "FINPRINT_GATEWAY_EMBEDDER_URL": urls["embedder"],
+        "FINPRINT_GATEWAY_MATCHER_URL": urls["matcher"],
+        "FINPRINT_GATEWAY_CATALOG_URL": urls["catalog"],
+        "FINPRINT_MATCHER_CATALOG_URL": urls["catalog"],
+    }
+
+
+def serve_argv(name: str, port: int) -> list[str]:
+    """``finprint serve`` of one service on 127.0.0.1:``port``, with this interpreter."""
+    return [sys.executable, "-m", "finprint.cli", "serve", name, "--host", "127.0.0.1", "--port", str(port)]
 
 
 @dataclass
@@ -44,7 +71,7 @@ def embedded_system(data_dir: Path, log_dir: Path, env: Mapping[str, str] | None
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        process.wait_ready(lambda: _ready(f"{url}/readyz"), timeout_s)
+        process.wait_ready(lambda: ready(url), timeout_s)
         yield RunningSystem(url, {"gateway": url}, {"gateway": process})
     finally:
         process.stop()
@@ -56,27 +83,14 @@ def separate_services(env: Mapping[str, str], log_dir: Path, timeout_s: float = 
 
     ``env`` carries the storage settings (database URL, object store); peer URLs are added here.
     """
-    ports = {name: free_port() for name in SERVICES}
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    wiring = {
-        "FINPRINT_GATEWAY_DETECTOR_URL": urls["detector"],
-        "FINPRINT_GATEWAY_EMBEDDER_URL": urls["embedder"],
-        "FINPRINT_GATEWAY_MATCHER_URL": urls["matcher"],
-        "FINPRINT_GATEWAY_CATALOG_URL": urls["catalog"],
-        "FINPRINT_MATCHER_CATALOG_URL": urls["catalog"],
-    }
-    full_env = {**os.environ, **wiring, **env}
+    ports, urls = service_addresses()
+    full_env = {**os.environ, **peer_wiring(urls), **env}
     with ExitStack() as stack:
         processes: dict[str, ServerProcess] = {}
-        for name in ("catalog", "detector", "embedder", "matcher", "gateway"):
-            process = ServerProcess(
-                name,
-                [sys.executable, "-m", "finprint.cli", "serve", name, "--host", "127.0.0.1", "--port", str(ports[name])],
-                log_dir / f"{name}.log",
-                env=full_env,
-            )
+        for name in START_ORDER:
+            process = ServerProcess(name, serve_argv(name, ports[name]), log_dir / f"{name}.log", env=full_env)
             stack.callback(process.stop)
             processes[name] = process
         for name, process in processes.items():
-            process.wait_ready(lambda u=urls[name]: _ready(f"{u}/readyz"), timeout_s)
+            process.wait_ready(lambda u=urls[name]: ready(u), timeout_s)
         yield RunningSystem(urls["gateway"], urls, processes)
