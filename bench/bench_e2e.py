@@ -84,12 +84,10 @@ NOT_IDENTIFY_WORK = ("/healthz", "/readyz", "/metrics")
 
 @dataclass(frozen=True)
 class Photo:
+    """A JPEG photo (every photo here is one: the dataset's, or a re-encoding) and its bytes."""
+
     path: Path
     data: bytes
-
-    @property
-    def content_type(self) -> str:
-        return "image/jpeg"
 
 
 def _individuals(folder: Path) -> dict[str, list[Path]]:
@@ -209,7 +207,7 @@ async def send_identify(client: httpx.AsyncClient, photo: Photo) -> Answer:
     started = time.perf_counter()
     try:
         response = await client.post(
-            "/v1/identify", files=[("image", (photo.path.name, photo.data, photo.content_type))]
+            "/v1/identify", files=[("image", (photo.path.name, photo.data, "image/jpeg"))]
         )
     except httpx.HTTPError as exc:
         return Answer(time.perf_counter() - started, type(exc).__name__)
@@ -619,7 +617,7 @@ def seed_synthetic_gallery(database_url: str, size: int, seed: int = 0) -> dict[
     from services.catalog.adapters.db import migrate
     from services.catalog.adapters.db.engine import make_engine, make_session_factory
     from services.catalog.adapters.db.models import Annotation, Encounter, Individual, Media, utcnow
-    from services.catalog.domain import accounts
+    from services.catalog.accounts import service as accounts
 
     files = locate_model(default_model_repository(), "finprint_embedder")
     card = files.read_card()

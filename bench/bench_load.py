@@ -41,7 +41,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -387,6 +387,16 @@ def user_classes(plan: Plan, phase: str) -> list[type]:
     from locust import FastHttpUser, constant, constant_throughput, task
 
     queries = [multipart("image", photo) for photo in plan.pools.queries]
+    # The reads of the mix: a GET each, of a fixed path or of a path naming an item of the plan.
+    reads: dict[str, Callable[[], str]] = {
+        "individuals": lambda: "/v1/individuals?limit=50",
+        "individual": lambda: f"/v1/individuals/{plan.choice(plan.codes)}",
+        "encounters": lambda: "/v1/encounters?limit=50",
+        "review_queue": lambda: "/v1/identifications?decision=pending&limit=50",
+        "stats": lambda: "/v1/stats",
+        "media_url": lambda: f"/v1/media/{plan.choice(plan.media_ids)}/url",
+        "export_csv": lambda: "/v1/exports/encounters.csv",
+    }
 
     class Client(FastHttpUser):
         abstract = True
@@ -404,6 +414,9 @@ def user_classes(plan: Plan, phase: str) -> list[type]:
             return self.client.request(method, path, name=ROUTES[task_name], data=data, json=json_body,
                                        headers=headers)
 
+        def read(self, task_name: str) -> None:
+            self.send("GET", reads[task_name](), task_name)
+
     if phase == "c8":
         class IdentifyAtC8(Client):
             fixed_count = 8
@@ -420,6 +433,7 @@ def user_classes(plan: Plan, phase: str) -> list[type]:
 
         fixed_count = plan.researchers
         wait_time = constant_throughput(plan.per_user_rate)
+        tasks = {(lambda user, name=name: user.read(name)): MIX[name] for name in reads}
 
         def on_start(self) -> None:
             self.to_review: list[tuple[str, str | None]] = []
@@ -460,38 +474,10 @@ def user_classes(plan: Plan, phase: str) -> list[type]:
         @task(MIX["decide"])
         def decide(self) -> None:
             if not self.to_review:
-                return self.review_queue()
+                return self.read("review_queue")
             identification, top = self.to_review.pop(0)
             decision = {"decision": "confirmed", "individual_id": top} if top else {"decision": "rejected"}
             self.send("POST", f"/v1/identifications/{identification}:decide", "decide", json_body=decision)
-
-        @task(MIX["individuals"])
-        def individuals(self) -> None:
-            self.send("GET", "/v1/individuals?limit=50", "individuals")
-
-        @task(MIX["individual"])
-        def individual(self) -> None:
-            self.send("GET", f"/v1/individuals/{plan.choice(plan.codes)}", "individual")
-
-        @task(MIX["encounters"])
-        def encounters(self) -> None:
-            self.send("GET", "/v1/encounters?limit=50", "encounters")
-
-        @task(MIX["review_queue"])
-        def review_queue(self) -> None:
-            self.send("GET", "/v1/identifications?decision=pending&limit=50", "review_queue")
-
-        @task(MIX["stats"])
-        def stats(self) -> None:
-            self.send("GET", "/v1/stats", "stats")
-
-        @task(MIX["media_url"])
-        def media_url(self) -> None:
-            self.send("GET", f"/v1/media/{plan.choice(plan.media_ids)}/url", "media_url")
-
-        @task(MIX["export_csv"])
-        def export_csv(self) -> None:
-            self.send("GET", "/v1/exports/encounters.csv", "export_csv")
 
     class Partner(Client):
         """A partner platform sending identify on ONE key at twice its quota."""

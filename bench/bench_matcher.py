@@ -179,13 +179,48 @@ def timed(
         began = time.perf_counter()
         outputs.append(call(chunk))
         latencies.append(time.perf_counter() - began)
+    return (*rates(latencies, batch), outputs)
+
+
+Rates = tuple[float, float, float]
+"""Queries/s, p50 ms and p99 ms of one batch size."""
+
+
+def rates(latencies: list[float], batch: int) -> Rates:
     seconds = np.asarray(latencies)
-    return (
-        batch * len(seconds) / seconds.sum(),
-        1e3 * np.percentile(seconds, 50),
-        1e3 * np.percentile(seconds, 99),
-        outputs,
-    )
+    return batch * len(seconds) / seconds.sum(), 1e3 * np.percentile(seconds, 50), 1e3 * np.percentile(seconds, 99)
+
+
+def search_rates(
+    search: Callable[[np.ndarray], list[list[int]]],
+    queries: np.ndarray,
+    calls: tuple[int, int],
+    threads: tuple[int, int] | None = None,
+) -> tuple[Rates, Rates, list[list[int]]]:
+    """Batch 1 and batch ``BATCH`` (``calls`` of each), and the batch-1 answers, one per query;
+    ``threads``: FAISS's OpenMP threads for each."""
+    if threads:
+        faiss.omp_set_num_threads(threads[0])
+    *one, answers = timed(search, queries, 1, calls[0])
+    if threads:
+        faiss.omp_set_num_threads(threads[1])
+    *many, _ = timed(search, queries, BATCH, calls[1])
+    return tuple(one), tuple(many), [r for batch in answers for r in batch]  # type: ignore[return-value]
+
+
+def make_row(data: Dataset, engine: str, build_s: float, one: Rates, many: Rates, recall: float | None,
+             bytes_per_vector: float | None, rss_mb: float, notes: dict | None = None) -> Row:
+    return Row(data.name, len(data.gallery), engine, build_s, *one, *many, recall, bytes_per_vector, rss_mb,
+               notes or {})
+
+
+def individuals_search(index: VectorIndex) -> Callable[[np.ndarray], list[list[int]]]:
+    """The matcher index's top-K individuals (as numbers) of each query in a chunk."""
+
+    def search(chunk: np.ndarray) -> list[list[int]]:
+        return [[int(c.individual_id[1:]) for c in result] for result in index.search(chunk, K)]
+
+    return search
 
 
 def individual_recall(found: list[list[int]], exact: list[list[int]]) -> float:
@@ -217,32 +252,12 @@ def matcher_row(
 ) -> tuple[Row, VectorIndex, list[list[int]]]:
     index, build_s, rss_mb = build_matcher(data, policy)
     queries = queries or args.queries
-
-    def search(chunk: np.ndarray) -> list[list[int]]:
-        return [[int(c.individual_id[1:]) for c in result] for result in index.search(chunk, K)]
-
-    faiss.omp_set_num_threads(args.batch1_threads)
-    q1, p50_1, p99_1, out1 = timed(search, data.queries, 1, queries)
-    faiss.omp_set_num_threads(args.batch_threads)
-    q64, p50_64, p99_64, _ = timed(search, data.queries, BATCH, max(2, queries // BATCH))
-    found = [r for batch in out1 for r in batch]
+    one, many, found = search_rates(individuals_search(index), data.queries, (queries, max(2, queries // BATCH)),
+                                    (args.batch1_threads, args.batch_threads))
     recall = individual_recall(found, exact[: len(found)]) if exact is not None else 1.0
-    row = Row(
-        data.name,
-        len(data.gallery),
-        f"{engine}/{index.kind}",
-        build_s,
-        q1,
-        p50_1,
-        p99_1,
-        q64,
-        p50_64,
-        p99_64,
-        recall,
-        _index_bytes(index) / len(data.gallery),
-        rss_mb,
-        {"nprobe": index._faiss.nprobe, "nlist": index._faiss.nlist} if index.kind == "ivf" else {},
-    )
+    notes = {"nprobe": index._faiss.nprobe, "nlist": index._faiss.nlist} if index.kind == "ivf" else {}
+    row = make_row(data, f"{engine}/{index.kind}", build_s, one, many, recall, _index_bytes(index) / len(data.gallery),
+                   rss_mb, notes)
     return row, index, found
 
 
@@ -251,31 +266,11 @@ def nprobe_row(
 ) -> Row:
     """The same IVF index searched with another nprobe: the recall/latency trade-off."""
     index._faiss.nprobe = nprobe
-
-    def search(chunk: np.ndarray) -> list[list[int]]:
-        return [[int(c.individual_id[1:]) for c in result] for result in index.search(chunk, K)]
-
-    faiss.omp_set_num_threads(args.batch1_threads)
-    q1, p50_1, p99_1, out1 = timed(search, data.queries, 1, args.queries)
-    faiss.omp_set_num_threads(args.batch_threads)
-    q64, p50_64, p99_64, _ = timed(search, data.queries, BATCH, max(2, args.queries // BATCH))
-    found = [r for batch in out1 for r in batch]
-    return Row(
-        data.name,
-        len(data.gallery),
-        f"sweep/ivf/nprobe={nprobe}",
-        0.0,
-        q1,
-        p50_1,
-        p99_1,
-        q64,
-        p50_64,
-        p99_64,
-        individual_recall(found, exact[: len(found)]),
-        None,
-        0.0,
-        {"nprobe": nprobe},
-    )
+    one, many, found = search_rates(individuals_search(index), data.queries,
+                                    (args.queries, max(2, args.queries // BATCH)),
+                                    (args.batch1_threads, args.batch_threads))
+    recall = individual_recall(found, exact[: len(found)])
+    return make_row(data, f"sweep/ivf/nprobe={nprobe}", 0.0, one, many, recall, None, 0.0, {"nprobe": nprobe})
 
 
 def _index_bytes(index: VectorIndex) -> int:
@@ -284,12 +279,8 @@ def _index_bytes(index: VectorIndex) -> int:
 
 def exact_individuals(index: VectorIndex, queries: np.ndarray) -> list[list[int]]:
     faiss.omp_set_num_threads(os.cpu_count() or 1)
-    out = []
-    for start in range(0, len(queries), BATCH):
-        out += [
-            [int(c.individual_id[1:]) for c in r] for r in index.search(queries[start : start + BATCH], K)
-        ]
-    return out
+    search = individuals_search(index)
+    return [found for start in range(0, len(queries), BATCH) for found in search(queries[start : start + BATCH])]
 
 
 def http_row(data: Dataset, index: VectorIndex, args: argparse.Namespace, encoding: str) -> Row:
@@ -343,32 +334,11 @@ def http_row(data: Dataset, index: VectorIndex, args: argparse.Namespace, encodi
                         began = time.perf_counter()
                         await call(chunk)
                         latencies.append(time.perf_counter() - began)
-                    seconds = np.asarray(latencies)
-                    results.append(
-                        (
-                            batch * len(seconds) / seconds.sum(),
-                            1e3 * np.percentile(seconds, 50),
-                            1e3 * np.percentile(seconds, 99),
-                        )
-                    )
+                    results.append(rates(latencies, batch))
                 return tuple(results)
 
-    (q1, p50_1, p99_1), (q64, p50_64, p99_64) = asyncio.run(run())
-    return Row(
-        data.name,
-        len(data.gallery),
-        f"matcher/http-{encoding}/{index.kind}",
-        0.0,
-        q1,
-        p50_1,
-        p99_1,
-        q64,
-        p50_64,
-        p99_64,
-        None,
-        None,
-        0.0,
-    )
+    one, many = asyncio.run(run())
+    return make_row(data, f"matcher/http-{encoding}/{index.kind}", 0.0, one, many, None, None, 0.0)
 
 
 def _empty_catalog() -> FastAPI:
@@ -415,24 +385,9 @@ def sklearn_row(data: Dataset, exact: list[list[int]], args: argparse.Namespace)
         return out
 
     calls = max(2, args.sklearn_queries)
-    q1, p50_1, p99_1, out1 = timed(search, data.queries, 1, calls)
-    q64, p50_64, p99_64, _ = timed(search, data.queries, BATCH, max(1, calls // 16))
-    found = [r for batch in out1 for r in batch]
-    return Row(
-        data.name,
-        len(data.gallery),
-        "sklearn/brute-cosine",
-        build_s,
-        q1,
-        p50_1,
-        p99_1,
-        q64,
-        p50_64,
-        p99_64,
-        individual_recall(found, exact[: len(found)]),
-        data.gallery.itemsize * DIM,
-        rss_mb,
-    )
+    one, many, found = search_rates(search, data.queries, (calls, max(1, calls // 16)))
+    recall = individual_recall(found, exact[: len(found)])
+    return make_row(data, "sklearn/brute-cosine", build_s, one, many, recall, data.gallery.itemsize * DIM, rss_mb)
 
 
 # -- the run -----------------------------------------------------------------------------------
