@@ -442,15 +442,18 @@ def user_classes(plan: Plan, phase: str) -> list[type]:
         def identify(self) -> None:
             self.send("POST", "/v1/identify", "identify", body=plan.choice(queries))
 
-        @task(MIX["identify_store"])
-        def identify_store(self) -> None:
-            photo = plan.next_store()
+        def store(self, task_name: str, path: str, photo: Photo | None, field_name: str, **fields: str) -> Any:
+            """POST a photo not sent before (a fresh idempotency key) to be stored; an identify instead
+            once the plan has no photo left for it (None then)."""
             if photo is None:
                 return self.identify()
-            response = self.send("POST", "/v1/identify?store=true", "identify_store",
-                                 body=multipart("image", photo, location="load test"),
-                                 headers={"Idempotency-Key": uuid.uuid4().hex})
-            if response.status_code == 200:
+            return self.send("POST", path, task_name, body=multipart(field_name, photo, **fields, location="load test"),
+                             headers={"Idempotency-Key": uuid.uuid4().hex})
+
+        @task(MIX["identify_store"])
+        def identify_store(self) -> None:
+            response = self.store("identify_store", "/v1/identify?store=true", plan.next_store(), "image")
+            if response is not None and response.status_code == 200:
                 answer = response.json()
                 if answer.get("media_id"):
                     self.environment.recorder.stored_media.add(answer["media_id"])
@@ -462,13 +465,9 @@ def user_classes(plan: Plan, phase: str) -> list[type]:
         @task(MIX["enrol"])
         def enrol(self) -> None:
             photo = plan.next_enrol()
-            if photo is None:
-                return self.identify()
-            response = self.send("POST", "/v1/encounters", "enrol",
-                                 body=multipart("images", photo, individual_id=photo.individual,
-                                                location="load test"),
-                                 headers={"Idempotency-Key": uuid.uuid4().hex})
-            if response.status_code == 201:
+            response = self.store("enrol", "/v1/encounters", photo, "images",
+                                  **({"individual_id": photo.individual} if photo else {}))
+            if response is not None and response.status_code == 201:
                 self.environment.recorder.enrolled_media.update(m["id"] for m in response.json()["media"])
 
         @task(MIX["decide"])
