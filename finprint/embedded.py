@@ -23,12 +23,9 @@ from fastapi import FastAPI
 
 from finprint.logs import configure_logging
 from finprint.paths import default_model_repository
-from finprint.services import app_factory
+from finprint.services import BUILD_ORDER, app_factory
 
 log = logging.getLogger("finprint.embedded")
-
-# Peers are built before the apps that call them.
-BUILD_ORDER = ("catalog", "detector", "embedder", "matcher", "gateway")
 
 
 def embedded_environment(data_dir: Path) -> dict[str, str]:

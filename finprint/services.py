@@ -17,6 +17,9 @@ from finprint.settings import ServiceSettings
 
 SERVICES: tuple[str, ...] = ("gateway", "detector", "embedder", "matcher", "catalog")
 DEFAULT_PORTS: dict[str, int] = {"gateway": 8000, "detector": 8001, "embedder": 8002, "matcher": 8003, "catalog": 8004}
+BUILD_ORDER: tuple[str, ...] = ("catalog", "detector", "embedder", "matcher", "gateway")
+"""Peers before the services that call them: the order the embedded default builds the apps in and
+the test fixtures start the processes in."""
 
 
 class AppFactory(Protocol):

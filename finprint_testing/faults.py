@@ -22,10 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from finprint.services import BUILD_ORDER
 from finprint_testing.postgres import PostgresServer, initialised_cluster
 from finprint_testing.processes import ServerProcess
 from finprint_testing.s3 import S3Server, weed_mini
-from finprint_testing.system import START_ORDER, peer_wiring, ready, serve_argv, service_addresses
+from finprint_testing.system import peer_wiring, ready, serve_argv, service_addresses
 
 
 ServerT = TypeVar("ServerT")
@@ -215,7 +216,7 @@ def faultable_services(env: Mapping[str, str], log_dir: Path,
     wiring = peer_wiring(urls)
     system = FaultableSystem(urls)
     with ExitStack() as stack:
-        for name in START_ORDER:
+        for name in BUILD_ORDER:
             process = RestartableProcess(
                 name, serve_argv(name, ports[name]), log_dir / f"{name}.log", lambda u=urls[name]: ready(u),
                 env={**os.environ, **wiring, **env, **((per_service_env or {}).get(name, {}))},

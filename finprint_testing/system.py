@@ -15,12 +15,8 @@ from pathlib import Path
 
 import httpx
 
-from finprint.services import SERVICES
+from finprint.services import BUILD_ORDER, SERVICES
 from finprint_testing.processes import ServerProcess, free_port
-
-
-START_ORDER = ("catalog", "detector", "embedder", "matcher", "gateway")
-"""The order the services' processes are started in (each then waited for in the same order)."""
 
 
 def ready(url: str) -> bool:
@@ -87,7 +83,7 @@ def separate_services(env: Mapping[str, str], log_dir: Path, timeout_s: float = 
     full_env = {**os.environ, **peer_wiring(urls), **env}
     with ExitStack() as stack:
         processes: dict[str, ServerProcess] = {}
-        for name in START_ORDER:
+        for name in BUILD_ORDER:
             process = ServerProcess(name, serve_argv(name, ports[name]), log_dir / f"{name}.log", env=full_env)
             stack.callback(process.stop)
             processes[name] = process
