@@ -224,13 +224,22 @@ class VectorIndex:
         return results
 
     def _centroid_similarities(self, query: np.ndarray, individual_ids: Sequence[str]) -> list[float]:
-        """Cosine of the query with each individual's centroid (the normalised mean of its images)."""
-        similarities = []
-        for individual_id in individual_ids:
-            internal = np.fromiter(self._internal_ids_of.get(individual_id, ()), dtype=np.int64)
-            centroid = self._faiss.reconstruct_batch(internal).sum(axis=0)
-            similarities.append(float(query @ centroid) / max(float(np.linalg.norm(centroid)), 1e-12))
-        return similarities
+        """Cosine of the query with each individual's centroid (the normalised mean of its images).
+
+        One FAISS call for every candidate's vectors: per-individual calls cost more than the search."""
+        groups = [np.fromiter(self._internal_ids_of.get(i, ()), dtype=np.int64) for i in individual_ids]
+        sizes = np.array([len(g) for g in groups])
+        if not sizes.sum():
+            return [0.0] * len(individual_ids)
+        vectors = self._faiss.reconstruct_batch(np.concatenate(groups))
+        starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        centroids = np.add.reduceat(vectors, starts[sizes > 0], axis=0)
+        similarities = np.zeros(len(individual_ids))
+        norms = np.maximum(np.linalg.norm(centroids, axis=1), 1e-12)
+        # Elementwise, not a BLAS product: for a few dozen rows OpenBLAS's thread hand-off costs
+        # milliseconds on a busy machine (measured: 6 ms against 0.5 ms per search at 100k).
+        similarities[sizes > 0] = (centroids * query).sum(axis=1) / norms
+        return similarities.tolist()
 
     def _hits(self, scores: np.ndarray, ids: np.ndarray) -> list[ImageHit]:
         hits = []
