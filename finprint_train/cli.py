@@ -61,6 +61,7 @@ def _run_evaluate_api(args: argparse.Namespace) -> None:
 
     if not args.api_key:
         raise SystemExit("finprint evaluate --api needs --api-key (or FINPRINT_API_KEY)")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would bury the progress
     target = ApiTarget(args.api, args.api_key, tag=args.tag, concurrency=args.concurrency)
     config = ProtocolConfig(queries_per_individual=args.queries_per_individual, max_known=args.max_known)
     report = evaluate_api(target, args.data_dir or default_data_dir(), args.repository, args.out,
