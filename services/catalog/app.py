@@ -1,4 +1,7 @@
-"""The catalog app factory: the system of record (PostgreSQL or SQLite, plus the object store)."""
+"""The catalog app factory: the system of record (PostgreSQL or SQLite, plus the object store).
+
+The app is built from the domains' routers; nothing in the service imports this module.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +9,33 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
-from prometheus_client import Counter
-from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 
-from finprint.app import create_service_app
-from finprint.objectstore import ObjectStore, ObjectStoreError, object_store_from_settings
+from finprint.app import ServiceState, create_service_app
+from finprint.objectstore import ObjectStoreError, object_store_from_settings
 from finprint.problems import DependencyUnavailable, Problem, problem_response
+from services.catalog.accounts import routes as accounts
 from services.catalog.adapters.db import migrate
 from services.catalog.adapters.db.engine import make_engine, make_session_factory, ping
-from services.catalog.routes import routers
+from services.catalog.audit import routes as audit
+from services.catalog.comments import routes as comments
+from services.catalog.encounters.annotations import routes as annotations
+from services.catalog.encounters.enrolment import routes as enrolment
+from services.catalog.encounters.media import routes as media
+from services.catalog.encounters.sightings import routes as sightings
+from services.catalog.exports import routes as exports
+from services.catalog.individuals import routes as individuals
+from services.catalog.ingest import routes as ingest
+from services.catalog.internal import routes as internal
+from services.catalog.objects import routes as objects
+from services.catalog.review import routes as review
 from services.catalog.settings import CatalogSettings
+from services.catalog.shared.context import Catalog, CatalogMetrics
+from services.catalog.stats import routes as stats
 
 log = logging.getLogger("finprint.catalog")
 
@@ -32,24 +45,25 @@ the append-only audit log, comments, ingest jobs, the change sequence the matche
 (encounters CSV, organised dataset ZIP, Darwin Core Archive). Everything of an organisation lives under
 `/v1/orgs/{org_id}`."""
 
-
-@dataclass
-class CatalogMetrics:
-    media_stored: Counter
-    dedup_hits: Counter
-    enrolments: Counter
-    change_events: Counter
-
-
-@dataclass
-class Catalog:
-    """What the routes use, hung on ``app.state.catalog``."""
-
-    settings: CatalogSettings
-    engine: Engine
-    sessions: sessionmaker[Session]
-    store: ObjectStore
-    metrics: CatalogMetrics
+# In the order the API reference lists them.
+ROUTERS: tuple[APIRouter, ...] = (
+    accounts.organisations,
+    accounts.verification,
+    individuals.router,
+    sightings.router,
+    media.router,
+    annotations.router,
+    review.router,
+    enrolment.router,
+    stats.router,
+    comments.router,
+    audit.router,
+    ingest.job_routes,
+    exports.router,
+    internal.router,
+    ingest.queue_routes,
+    objects.router,
+)
 
 
 def create_app(
@@ -71,28 +85,10 @@ def create_app(
             engine.dispose()
 
     app = create_service_app(
-        "catalog",
-        settings,
-        title="Finprint catalog",
-        description=DESCRIPTION,
-        routers=routers,
-        lifespan=lifespan,
+        "catalog", settings, title="Finprint catalog", description=DESCRIPTION, routers=ROUTERS, lifespan=lifespan
     )
-    service = app.state.service
-    metrics = CatalogMetrics(
-        media_stored=service.metrics.counter(
-            "finprint_catalog_media_stored_total", "Images stored (new bytes)."
-        ),
-        dedup_hits=service.metrics.counter(
-            "finprint_catalog_media_dedup_hits_total",
-            "Uploads whose bytes were already stored (nothing stored).",
-        ),
-        enrolments=service.metrics.counter("finprint_catalog_enrolments_total", "Enrolments committed."),
-        change_events=service.metrics.counter(
-            "finprint_catalog_change_events_served_total", "Change events served to the matcher."
-        ),
-    )
-    app.state.catalog = Catalog(settings, engine, make_session_factory(engine), store, metrics)
+    service: ServiceState = app.state.service
+    app.state.catalog = Catalog(settings, engine, make_session_factory(engine), store, _metrics(service))
 
     async def database_ready() -> None:
         await asyncio.to_thread(ping, engine)
@@ -104,6 +100,20 @@ def create_app(
     service.readiness_checks["object_store"] = object_store_ready
     _install_dependency_handlers(app, settings.retry_after_s)
     return app
+
+
+def _metrics(service: ServiceState) -> CatalogMetrics:
+    counter = service.metrics.counter
+    return CatalogMetrics(
+        media_stored=counter("finprint_catalog_media_stored_total", "Images stored (new bytes)."),
+        dedup_hits=counter(
+            "finprint_catalog_media_dedup_hits_total", "Uploads whose bytes were already stored (nothing stored)."
+        ),
+        enrolments=counter("finprint_catalog_enrolments_total", "Enrolments committed."),
+        change_events=counter(
+            "finprint_catalog_change_events_served_total", "Change events served to the matcher."
+        ),
+    )
 
 
 def _install_dependency_handlers(app: FastAPI, retry_after_s: int) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from finprint.schemas.catalog import ApiKeyCreate, OrganisationCreate
 from services.catalog.adapters.db import migrate
 from services.catalog.adapters.db.engine import make_engine, make_session_factory
-from services.catalog.domain import accounts
+from services.catalog.accounts import service as accounts
 from services.catalog.settings import CatalogSettings
 
 ROLES = ("admin", "reviewer", "contributor", "viewer")

@@ -19,7 +19,7 @@ from services.catalog.adapters.db import migrate
 from services.catalog.adapters.db.engine import make_engine, make_session_factory
 from services.catalog.adapters.db.models import Annotation, Media, Organisation
 from services.catalog.app import create_app
-from services.catalog.domain.changes import record_change
+from services.catalog.internal.change_log import record_change
 from services.catalog.settings import CatalogSettings
 
 from .helpers import Catalogue, jpeg, new_org

@@ -13,7 +13,7 @@ from xml.etree import ElementTree as ET
 import pytest
 from fastapi.testclient import TestClient
 
-from services.catalog.domain.darwin_core import DWC_TERMS, validate_archive
+from services.catalog.exports.darwin_core import DWC_TERMS, validate_archive
 
 from .helpers import Catalogue
 

@@ -15,7 +15,7 @@ from PIL import ExifTags, Image
 from sqlalchemy import func, select
 
 from services.catalog.adapters.db.models import Media
-from services.catalog.domain.media import StoredMedia, store_media_alone
+from services.catalog.encounters.media.service import StoredMedia, store_media_alone
 
 from .helpers import Catalogue, MakeCatalogue, jpeg
 

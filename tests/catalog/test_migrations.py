@@ -14,7 +14,7 @@ from finprint_testing.postgres import PostgresServer
 from services.catalog.adapters.db import migrate
 from services.catalog.adapters.db.engine import make_engine, make_session_factory
 from services.catalog.adapters.db.models import Base, Species
-from services.catalog.domain import accounts
+from services.catalog.accounts import service as accounts
 
 pytestmark = pytest.mark.servers
 

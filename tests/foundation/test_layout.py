@@ -97,12 +97,22 @@ def test_the_evaluation_and_the_training_cli_import_without_torch() -> None:
     assert result.returncode == 0, result.stderr
 
 
+# Packaged by domain: a package per domain holding its routes.py and its service functions (the
+# catalog, the largest service; tests/catalog/test_structure.py keeps its imports free of cycles).
+DOMAIN_PACKAGED = {"catalog"}
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_each_service_has_the_standard_parts(service: str) -> None:
     root = REPO / "services" / service
-    for part in ("app.py", "settings.py", "domain", "adapters"):
+    for part in ("app.py", "settings.py", "adapters"):
         assert (root / part).exists(), f"services/{service}/{part} is missing"
     # Its image: its own Dockerfile, or the shared services/Dockerfile with its build arguments.
     assert (root / "Dockerfile").is_file() or (REPO / "services" / "Dockerfile").is_file()
+    if service in DOMAIN_PACKAGED:
+        assert [*root.glob("*/routes.py"), *root.glob("*/*/routes.py")], f"services/{service} has no domain routes"
+        assert not (root / "domain").exists() and not (root / "routes.py").exists(), "one layout, not two"
+        return
+    assert (root / "domain").exists(), f"services/{service}/domain is missing"
     # A service's HTTP contract: routes.py, or a routes/ package when it has many areas (the gateway).
     assert (root / "routes.py").is_file() or (root / "routes" / "__init__.py").is_file()

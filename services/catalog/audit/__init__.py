@@ -1,0 +1,1 @@
+"""The append-only audit log: every change to an individual, decisions, encounter edits, enrolments."""

@@ -1,0 +1,1 @@
+"""Threaded comments on encounters and identifications (the team's discussion of a sighting)."""

@@ -1,0 +1,1 @@
+"""Annotations: one animal in one image, with its box, view, species and embedding."""

@@ -1,0 +1,124 @@
+"""Annotations: create, browse, edit or reassign, delete, and their wire form."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from finprint.schemas.catalog import AnnotationCreate, AnnotationOut, AnnotationUpdate, Box, EmbeddingIn
+from services.catalog.adapters.db.models import Annotation, Media
+from services.catalog.audit import service as audit
+from services.catalog.encounters.media.service import get_media
+from services.catalog.individuals.service import active_individual, assign, require_species
+from services.catalog.internal.change_log import record_change
+from services.catalog.shared.paging import fetch_page
+from services.catalog.shared.problems import Invalid
+from services.catalog.shared.scoping import get_owned
+
+MAX_EMBEDDING_DIM = 4096
+BOX_SLACK_PX = 1.0
+
+
+def embedding_bytes(embedding: EmbeddingIn) -> bytes:
+    """The vector as stored: little-endian float32, checked to be finite and non-empty."""
+    try:
+        raw = base64.b64decode(embedding.vector, validate=True)
+    except binascii.Error as exc:
+        raise Invalid("embedding.vector is not valid base64", field="embedding.vector") from exc
+    if not raw or len(raw) % 4 or len(raw) // 4 > MAX_EMBEDDING_DIM:
+        raise Invalid(
+            f"embedding.vector must hold 1 to {MAX_EMBEDDING_DIM} float32 values", field="embedding.vector"
+        )
+    if not np.isfinite(np.frombuffer(raw, dtype="<f4")).all():
+        raise Invalid("embedding.vector holds NaN or infinite values", field="embedding.vector")
+    return raw
+
+
+def _check_box(box: Box, media: Media) -> None:
+    # A pixel of slack: detectors round boxes outwards and keep them at least one pixel wide.
+    if box.x + box.width > media.width + BOX_SLACK_PX or box.y + box.height > media.height + BOX_SLACK_PX:
+        raise Invalid(f"the box reaches outside the {media.width}x{media.height} image", field="box")
+
+
+def create_annotation(
+    session: Session, org_id: str, request: AnnotationCreate, actor: str | None
+) -> Annotation:
+    media = get_media(session, org_id, request.media_id)
+    _check_box(request.box, media)
+    if request.species:
+        require_species(session, request.species)
+    embedding = request.embedding
+    annotation = Annotation(
+        org_id=org_id, media_id=media.id, view=request.view, quality=request.quality,
+        box_x=request.box.x, box_y=request.box.y, box_width=request.box.width, box_height=request.box.height,
+        species_key=request.species, species_score=request.species_score,
+        embedding_model=embedding.model_version if embedding else None,
+        embedding=embedding_bytes(embedding) if embedding else None,
+    )
+    session.add(annotation)
+    session.flush()
+    if request.individual_id:
+        individual = active_individual(session, org_id, request.individual_id)
+        assign(session, annotation, individual, "annotated", actor)
+    return annotation
+
+
+def get_annotation(session: Session, org_id: str, annotation_id: str) -> Annotation:
+    return get_owned(session, Annotation, org_id, annotation_id, "Annotation")
+
+
+def list_annotations(
+    session: Session, org_id: str, *, media_id: str | None, individual_id: str | None, offset: int, limit: int
+) -> tuple[list[Annotation], int]:
+    query = select(Annotation).where(Annotation.org_id == org_id)
+    if media_id:
+        query = query.where(Annotation.media_id == media_id)
+    if individual_id:
+        query = query.where(Annotation.individual_id == individual_id)
+    return fetch_page(session, query.order_by(Annotation.created_at, Annotation.id), offset, limit)
+
+
+def update_annotation(
+    session: Session, org_id: str, annotation_id: str, request: AnnotationUpdate
+) -> Annotation:
+    annotation = get_annotation(session, org_id, annotation_id)
+    changes = request.model_dump(exclude_unset=True, exclude={"individual_id", "clear_individual", "actor"})
+    if "species" in changes and changes["species"] is not None:
+        require_species(session, changes["species"])
+    for field, value in changes.items():
+        setattr(annotation, "species_key" if field == "species" else field, value)
+    if request.clear_individual:
+        assign(session, annotation, None, "reassigned", request.actor)
+    elif request.individual_id:
+        individual = active_individual(session, org_id, request.individual_id)
+        assign(session, annotation, individual, "reassigned", request.actor)
+    session.flush()
+    return annotation
+
+
+def delete_annotation(session: Session, org_id: str, annotation_id: str, actor: str | None) -> None:
+    annotation = get_annotation(session, org_id, annotation_id)
+    individual_id = annotation.individual_id
+    if individual_id is not None:
+        assign(session, annotation, None, "annotation_deleted", actor)  # writes its change event
+    else:
+        record_change(session, annotation, "deleted", deleted=True)
+    audit.append(session, org_id, "annotation", annotation.id, "deleted", actor,
+                 media_id=annotation.media_id, individual_id=individual_id)
+    session.delete(annotation)
+    session.flush()
+
+
+def annotation_out(annotation: Annotation) -> AnnotationOut:
+    box = Box(x=annotation.box_x, y=annotation.box_y, width=annotation.box_width, height=annotation.box_height)
+    return AnnotationOut(
+        id=annotation.id, org_id=annotation.org_id, media_id=annotation.media_id,
+        individual_id=annotation.individual_id, box=box, view=annotation.view, quality=annotation.quality,
+        species=annotation.species_key, species_score=annotation.species_score,
+        embedding_model=annotation.embedding_model, has_embedding=annotation.embedding is not None,
+        created_at=annotation.created_at,
+    )

@@ -1,0 +1,1 @@
+"""Encounters (sightings): when, where, who saw what."""

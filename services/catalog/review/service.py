@@ -1,0 +1,73 @@
+"""Identifications: open a review, browse the queue, decide."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from finprint.schemas.catalog import DecisionRequest, IdentificationCreate
+from services.catalog.adapters.db.models import Identification, Individual, utcnow
+from services.catalog.audit import service as audit
+from services.catalog.encounters.annotations.service import get_annotation
+from services.catalog.individuals.service import active_individual, assign, create_individual
+from services.catalog.shared.paging import fetch_page
+from services.catalog.shared.scoping import get_owned
+
+
+def create_identification(session: Session, org_id: str, request: IdentificationCreate) -> Identification:
+    annotation = get_annotation(session, org_id, request.annotation_id)
+    for candidate in request.candidates:
+        active_individual(session, org_id, candidate.individual_id)  # 404 for another org's individual
+    identification = Identification(
+        org_id=org_id,
+        annotation_id=annotation.id,
+        candidates=[c.model_dump() for c in request.candidates],
+        new_individual_probability=request.new_individual_probability,
+        model_version=request.model_version,
+    )
+    session.add(identification)
+    session.flush()
+    return identification
+
+
+def get_identification(session: Session, org_id: str, identification_id: str) -> Identification:
+    return get_owned(session, Identification, org_id, identification_id, "Identification")
+
+
+def list_identifications(
+    session: Session, org_id: str, *, decision: str | None, annotation_id: str | None, offset: int, limit: int
+) -> tuple[list[Identification], int]:
+    query = select(Identification).where(Identification.org_id == org_id)
+    if decision:
+        query = query.where(Identification.decision == decision)
+    if annotation_id:
+        query = query.where(Identification.annotation_id == annotation_id)
+    return fetch_page(session, query.order_by(Identification.created_at, Identification.id), offset, limit)
+
+
+def _decided_individual(session: Session, org_id: str, request: DecisionRequest) -> Individual | None:
+    """The individual the decision assigns the annotation to: the confirmed one, a new one, or none."""
+    if request.decision == "confirmed":
+        assert request.individual_id is not None
+        return active_individual(session, org_id, request.individual_id)
+    if request.decision == "new_individual":
+        assert request.new_individual is not None
+        return create_individual(session, org_id, request.new_individual, request.decided_by)
+    return None
+
+
+def decide(session: Session, org_id: str, identification_id: str, request: DecisionRequest) -> Identification:
+    """Record the reviewer's decision and apply it to the annotation (may be revised later)."""
+    identification = get_identification(session, org_id, identification_id)
+    annotation = get_annotation(session, org_id, identification.annotation_id)
+    previous = {"decision": identification.decision, "individual_id": identification.individual_id}
+    individual = _decided_individual(session, org_id, request)
+    assign(session, annotation, individual, f"identification_{request.decision}", request.decided_by)
+    identification.decision = request.decision
+    identification.individual_id = individual.id if individual else None
+    identification.decided_by = request.decided_by
+    identification.decided_at = utcnow()
+    audit.append(session, org_id, "identification", identification.id, "decided", request.decided_by,
+                 previous=previous, decision=request.decision, individual_id=identification.individual_id)
+    session.flush()
+    return identification

@@ -1,0 +1,1 @@
+"""Figures of an organisation's catalogue, for charts."""
