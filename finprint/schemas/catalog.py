@@ -381,6 +381,8 @@ class IdentificationOut(_Out):
 
 # --- enrolment (one transaction) ---------------------------------------------------------------
 
+ENROL_PHOTOS_MAX = 100
+
 
 class ImageIn(Inbound):
     content_base64: str
@@ -402,17 +404,27 @@ class EnrolAnnotation(Inbound):
     decided_by: str | None = None
 
 
+class PhotoFile(Inbound):
+    """A photo sent as a file part of a multipart enrolment, its bytes exactly as uploaded."""
+
+    index: int = Field(ge=0, lt=ENROL_PHOTOS_MAX, description="Its place among the request's `photos` file parts.")
+    filename: str | None = Field(None, description="The name it was uploaded with.")
+
+
 class EnrolPhoto(Inbound):
     """One photo of an enrolment and what was found in it."""
 
-    media_id: str | None = Field(None, description="Media uploaded before, or give `image`.")
-    image: ImageIn | None = None
+    media_id: str | None = Field(None, description="Media uploaded before, or give `image` or `file`.")
+    image: ImageIn | None = Field(None, description="The photo's bytes in base64, in this JSON body.")
+    file: PhotoFile | None = Field(
+        None, description="Multipart only: the photo is a `photos` file part of the request, sent as it was uploaded."
+    )
     annotations: list[EnrolAnnotation] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _one_source(self) -> EnrolPhoto:
-        if (self.media_id is None) == (self.image is None):
-            raise ValueError("give exactly one of media_id and image")
+        if [self.media_id, self.image, self.file].count(None) != 2:
+            raise ValueError("give exactly one of media_id, image and file")
         return self
 
 
@@ -425,7 +437,7 @@ class EnrolRequest(Inbound):
 
     encounter_id: str | None = Field(None, description="An existing encounter, or give `encounter`.")
     encounter: EncounterCreate | None = None
-    photos: list[EnrolPhoto] = Field(min_length=1, max_length=100)
+    photos: list[EnrolPhoto] = Field(min_length=1, max_length=ENROL_PHOTOS_MAX)
     uploaded_by: str | None = None
 
     @model_validator(mode="after")

@@ -1,7 +1,7 @@
 """The one enrolment service, through POST /v1/encounters on the five apps in process (real models,
-real photos): photos analysed concurrently within the limit, the first bad photo named, a new
-animal enrolled twice at once created once, a matcher outage after the commit no failure, a stored
-photo analysed again as it was at enrolment."""
+real photos): photos analysed concurrently within the limit, each photo sent to the catalog once as
+uploaded, the first bad photo named, a new animal enrolled twice at once created once, a matcher
+outage after the commit no failure, a stored photo analysed again as it was at enrolment."""
 
 from __future__ import annotations
 
@@ -32,9 +32,11 @@ class WatchedWire(httpx.AsyncBaseTransport):
         self.in_flight = 0
         self.most_in_flight = 0
         self.paths: list[str] = []
+        self.bodies: list[bytes] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.paths.append(request.url.path)
+        self.bodies.append(await request.aread())
         if request.url.path in self.refuse:
             raise httpx.ConnectError("refused by the test", request=request)
         self.in_flight += 1
@@ -137,6 +139,43 @@ async def test_a_stored_enrolment_is_no_failure_when_the_matcher_cannot_index_it
     assert response.status_code == 201, response.text
     assert "/v1/sync" in matcher.paths  # asked, refused, and the enrolment still answered 201
     assert [e["id"] for e in await stored_encounters(embedded, headers)] == [response.json()["encounter"]["id"]]
+
+
+@pytest.fixture
+async def watched_catalog(embedded_env: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
+        tuple[Embedded, WatchedWire]]:
+    """The system with the requests to the catalog recorded (no worker of its own polling it)."""
+    monkeypatch.setenv("FINPRINT_GATEWAY_EMBEDDED_WORKER", "false")
+    catalog: list[WatchedWire] = []
+
+    def wire(name: str, transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+        if name != "catalog":
+            return transport
+        catalog.append(WatchedWire(transport))
+        return catalog[0]
+
+    async with start_embedded(wire) as embedded:
+        yield embedded, catalog[0]
+
+
+async def test_each_photo_goes_to_the_catalog_once_as_uploaded(
+        watched_catalog: tuple[Embedded, WatchedWire], whales: dict[str, list[Path]]) -> None:
+    embedded, catalog = watched_catalog
+    org_id, headers = await contributor(embedded, "once-lab")
+    code, paths = next(iter(whales.items()))
+    photos = [p.read_bytes() for p in paths[:3]]
+    response = await embedded.gateway.post("/v1/encounters", headers=headers, files=files(paths[:3]),
+                                           data={"individual_id": code})
+    assert response.status_code == 201, response.text
+    [body] = [b for p, b in zip(catalog.paths, catalog.bodies) if p == f"/v1/orgs/{org_id}/enrolments"]
+    for photo in photos:
+        assert body.count(photo) == 1  # its bytes as uploaded (base64 in JSON holds none of them raw)
+    # Besides the photos: their annotations (a 2.7 KB embedding each, candidates) and the encounter.
+    assert len(body) - sum(len(p) for p in photos) < 5_000 * len(photos)
+    stored = [m["id"] for m in response.json()["media"]]
+    assert [m["original_filename"] for m in response.json()["media"]] == [p.name for p in paths[:3]]
+    for media_id, photo in zip(stored, photos):
+        assert (await embedded.catalog.get(f"/v1/orgs/{org_id}/media/{media_id}/content")).content == photo
 
 
 async def test_the_first_bad_photo_in_the_order_sent_is_the_answer_and_nothing_is_stored(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import json
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
@@ -43,16 +43,23 @@ class CatalogClient:
 
     async def enrol(self, org_id: str, enrolment: dict[str, Any], photos: Sequence[Upload],
                     idempotency_key: str | None, fingerprint: str) -> dict[str, Any]:
-        """One enrolment transaction: ``enrolment`` is the catalog's EnrolRequest without the photos'
-        bytes, ``photos`` the bytes of its ``photos`` entries, in order."""
+        """One enrolment transaction: ``enrolment`` is the catalog's EnrolRequest without the photos,
+        ``photos`` the photos of its ``photos`` entries, in order.
+
+        Each photo goes once, its bytes as uploaded: multipart, the EnrolRequest as the JSON part
+        ``enrolment`` (each entry naming its file part, with the photo's name, which JSON carries
+        whatever its characters) and one ``photos`` file part per photo.
+        """
         headers = {"Idempotency-Key": idempotency_key, "Idempotency-Fingerprint": fingerprint} if idempotency_key else {}
-        body = {**enrolment, "photos": [
-            {**entry, "image": {"content_base64": base64.b64encode(photo.data).decode("ascii"),
-                                "filename": photo.filename}}
-            for entry, photo in zip(enrolment["photos"], photos, strict=True)]}
+        document = {**enrolment, "photos": [
+            {**entry, "file": {"index": index, "filename": photo.filename}}
+            for index, (entry, photo) in enumerate(zip(enrolment["photos"], photos, strict=True))]}
+        parts = [("enrolment", ("enrolment.json", json.dumps(document).encode(), "application/json")),
+                 *(("photos", (f"photo-{i}", photo.data, photo.content_type)) for i, photo in enumerate(photos))]
         # Retried: with an idempotency key the catalog replays instead of storing twice.
-        return await self.client.post_json(f"/v1/orgs/{org_id}/enrolments", body, headers=headers,
-                                           idempotent=idempotency_key is not None)
+        response = await self.client.request("POST", f"/v1/orgs/{org_id}/enrolments", files=parts, headers=headers,
+                                             idempotent=idempotency_key is not None)
+        return response.json()
 
     async def media_content(self, org_id: str, media_id: str) -> Upload:
         """A stored photo's original bytes."""

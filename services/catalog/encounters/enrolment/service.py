@@ -1,15 +1,18 @@
 """Enrolment: an encounter's photos and their whole result (media, annotations, new individuals,
 identifications) written in ONE transaction, so the catalogue holds all of it or none of it.
 
-The gateway calls this after detection, embedding and matching. Only the image bytes can reach
-the object store before the commit; their key is content-derived, so a failed enrolment leaves
-at most an object that the retry finds again, never a half-written catalogue entry.
+The gateway calls this after detection, embedding and matching, each photo's bytes as a file part
+of a multipart request (``UploadedPhoto``); JSON callers may still send them base64 in the body.
+Only the image bytes can reach the object store before the commit; their key is content-derived,
+so a failed enrolment leaves at most an object that the retry finds again, never a half-written
+catalogue entry.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
@@ -36,6 +39,14 @@ class Enrolment:
     new_individuals: list[Individual] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class UploadedPhoto:
+    """A photo's bytes as a multipart file part brought them, and the name the part came with."""
+
+    data: bytes
+    filename: str | None
+
+
 def _decode_image(content_base64: str) -> bytes:
     try:
         return base64.b64decode(content_base64, validate=True)
@@ -43,16 +54,40 @@ def _decode_image(content_base64: str) -> bytes:
         raise Invalid("image.content_base64 is not valid base64", field="image.content_base64") from exc
 
 
+def _require_each_file_once(request: EnrolRequest, files: Sequence[UploadedPhoto]) -> None:
+    """Every file part is the photo of exactly one entry, or nothing is stored."""
+    named: dict[int, int] = {}
+    for position, photo in enumerate(request.photos):
+        if photo.file is None:
+            continue
+        index, where = photo.file.index, f"photos.{position}.file.index"
+        if index >= len(files):
+            raise Invalid(f"{where} is {index}, but the request has {len(files)} `photos` file part(s)", field=where)
+        if index in named:
+            raise Invalid(f"{where}: file part {index} is already photos.{named[index]}'s", field=where)
+        named[index] = position
+    if len(named) != len(files):
+        unnamed = sorted(set(range(len(files))) - set(named))
+        raise Invalid(f"`photos` file part(s) {unnamed} are no photo's: name each in one photo's `file`",
+                      field="photos")
+
+
+def _photo_bytes(photo: EnrolPhoto, files: Sequence[UploadedPhoto]) -> tuple[bytes, str | None]:
+    if photo.file is not None:
+        part = files[photo.file.index]
+        return part.data, photo.file.filename or part.filename
+    assert photo.image is not None
+    return _decode_image(photo.image.content_base64), photo.image.filename
+
+
 def _media(
-    session: Session, store: ObjectStore, org_id: str, photo: EnrolPhoto, uploaded_by: str | None,
-    limits: ImageLimits,
+    session: Session, store: ObjectStore, org_id: str, photo: EnrolPhoto, files: Sequence[UploadedPhoto],
+    uploaded_by: str | None, limits: ImageLimits,
 ) -> StoredMedia:
     if photo.media_id is not None:
         return StoredMedia(get_media(session, org_id, photo.media_id), duplicate=False)
-    assert photo.image is not None
-    data = _decode_image(photo.image.content_base64)
-    return store_media(session, store, org_id, data, filename=photo.image.filename, uploaded_by=uploaded_by,
-                       limits=limits)
+    data, filename = _photo_bytes(photo, files)
+    return store_media(session, store, org_id, data, filename=filename, uploaded_by=uploaded_by, limits=limits)
 
 
 def _link(media: Media, encounter: Encounter) -> None:
@@ -123,10 +158,13 @@ def _annotation_of(media: Media, item: EnrolAnnotation) -> AnnotationCreate:
 
 
 def enrol(
-    session: Session, store: ObjectStore, org_id: str, request: EnrolRequest, *, limits: ImageLimits
+    session: Session, store: ObjectStore, org_id: str, request: EnrolRequest, files: Sequence[UploadedPhoto] = (),
+    *, limits: ImageLimits,
 ) -> Enrolment:
+    """``files``: the photos of a multipart request, that its entries name by ``file.index``."""
+    _require_each_file_once(request, files)
     actor = request.uploaded_by
-    stored = [_media(session, store, org_id, photo, actor, limits) for photo in request.photos]
+    stored = [_media(session, store, org_id, photo, files, actor, limits) for photo in request.photos]
     if request.encounter_id is not None:
         encounter = get_encounter(session, org_id, request.encounter_id)
     else:
