@@ -9,7 +9,9 @@ import asyncio
 import csv
 from collections import defaultdict
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -84,35 +86,35 @@ async def stored_encounters(embedded: Embedded, headers: dict[str, str]) -> list
     return (await embedded.gateway.get("/v1/encounters", headers=headers)).json()["items"]
 
 
-@pytest.fixture
-async def slow_detector(embedded_env: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[Embedded, WatchedWire]]:
-    """The system at most two photos at a time, with a watched, slower way to the detector."""
-    monkeypatch.setenv("FINPRINT_GATEWAY_ENCOUNTER_PHOTO_CONCURRENCY", "2")
-    detector: list[WatchedWire] = []
+@asynccontextmanager
+async def watching(service: str, **wire: Any) -> AsyncIterator[tuple[Embedded, WatchedWire]]:
+    """The system from the environment, the way to ``service`` watched (``WatchedWire``'s options)."""
+    watched: list[WatchedWire] = []
 
-    def wire(name: str, transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
-        if name != "detector":
+    def wires(name: str, transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
+        if name != service:
             return transport
-        detector.append(WatchedWire(transport, delay_s=0.4))
-        return detector[0]
+        watched.append(WatchedWire(transport, **wire))
+        return watched[0]
 
-    async with start_embedded(wire) as embedded:
-        yield embedded, detector[0]
+    async with start_embedded(wires) as embedded:
+        yield embedded, watched[0]
+
+
+@pytest.fixture
+async def slow_detector(embedded_env: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
+        tuple[Embedded, WatchedWire]]:
+    """At most two photos at a time, and a slower way to the detector (so that two can overlap there)."""
+    monkeypatch.setenv("FINPRINT_GATEWAY_ENCOUNTER_PHOTO_CONCURRENCY", "2")
+    async with watching("detector", delay_s=0.4) as system:
+        yield system
 
 
 @pytest.fixture
 async def matcher_cannot_sync(embedded_env: Path) -> AsyncIterator[tuple[Embedded, WatchedWire]]:
-    """The system with a matcher that cannot be reached for POST /v1/sync (searches still answer)."""
-    matcher: list[WatchedWire] = []
-
-    def wire(name: str, transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
-        if name != "matcher":
-            return transport
-        matcher.append(WatchedWire(transport, refuse=("/v1/sync",)))
-        return matcher[0]
-
-    async with start_embedded(wire) as embedded:
-        yield embedded, matcher[0]
+    """A matcher that cannot be reached for POST /v1/sync (searches still answer)."""
+    async with watching("matcher", refuse=("/v1/sync",)) as system:
+        yield system
 
 
 async def test_an_encounters_photos_are_analysed_concurrently_within_the_limit(
@@ -144,18 +146,10 @@ async def test_a_stored_enrolment_is_no_failure_when_the_matcher_cannot_index_it
 @pytest.fixture
 async def watched_catalog(embedded_env: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
         tuple[Embedded, WatchedWire]]:
-    """The system with the requests to the catalog recorded (no worker of its own polling it)."""
+    """The requests to the catalog recorded (no worker of the gateway's own polling it)."""
     monkeypatch.setenv("FINPRINT_GATEWAY_EMBEDDED_WORKER", "false")
-    catalog: list[WatchedWire] = []
-
-    def wire(name: str, transport: httpx.AsyncBaseTransport) -> httpx.AsyncBaseTransport:
-        if name != "catalog":
-            return transport
-        catalog.append(WatchedWire(transport))
-        return catalog[0]
-
-    async with start_embedded(wire) as embedded:
-        yield embedded, catalog[0]
+    async with watching("catalog") as system:
+        yield system
 
 
 async def test_each_photo_goes_to_the_catalog_once_as_uploaded(
