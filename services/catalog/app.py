@@ -85,7 +85,12 @@ def create_app(
             engine.dispose()
 
     app = create_service_app(
-        "catalog", settings, title="Finprint catalog", description=DESCRIPTION, routers=ROUTERS, lifespan=lifespan
+        "catalog",
+        settings,
+        title="Finprint catalog",
+        description=DESCRIPTION,
+        routers=ROUTERS,
+        lifespan=lifespan,
     )
     service: ServiceState = app.state.service
     app.state.catalog = Catalog(settings, engine, make_session_factory(engine), store, _metrics(service))
@@ -107,7 +112,8 @@ def _metrics(service: ServiceState) -> CatalogMetrics:
     return CatalogMetrics(
         media_stored=counter("finprint_catalog_media_stored_total", "Images stored (new bytes)."),
         dedup_hits=counter(
-            "finprint_catalog_media_dedup_hits_total", "Uploads whose bytes were already stored (nothing stored)."
+            "finprint_catalog_media_dedup_hits_total",
+            "Uploads whose bytes were already stored (nothing stored).",
         ),
         enrolments=counter("finprint_catalog_enrolments_total", "Enrolments committed."),
         change_events=counter(

@@ -26,41 +26,38 @@ organisations = APIRouter(prefix="/v1", tags=[TAG])
 verification = APIRouter(prefix="/v1/auth", tags=[TAG])
 
 
-@organisations.post("/orgs", response_model=OrganisationOut, status_code=201, summary="Create an organisation")
+@organisations.post("/orgs", status_code=201, summary="Create an organisation")
 def create_organisation(payload: OrganisationCreate, db: DbSession) -> OrganisationOut:
     organisation = accounts.create_organisation(db, payload)
     db.commit()
     return OrganisationOut.model_validate(organisation)
 
 
-@organisations.get("/orgs", response_model=list[OrganisationOut], summary="Find an organisation by slug")
+@organisations.get("/orgs", summary="Find an organisation by slug")
 def find_organisations(slug: str, db: DbSession) -> list[OrganisationOut]:
     organisation = accounts.find_organisation(db, slug)
     return [OrganisationOut.model_validate(organisation)] if organisation else []
 
 
-@organisations.get("/orgs/{org_id}", response_model=OrganisationOut, summary="An organisation")
+@organisations.get("/orgs/{org_id}", summary="An organisation")
 def get_organisation(org_id: OrgId, db: DbSession) -> OrganisationOut:
     return OrganisationOut.model_validate(get_organisation_row(db, org_id))
 
 
-@organisations.post("/orgs/{org_id}/users", response_model=UserOut, status_code=201, summary="Create a user")
+@organisations.post("/orgs/{org_id}/users", status_code=201, summary="Create a user")
 def create_user(org_id: OrgId, payload: UserCreate, db: DbSession) -> UserOut:
     user = accounts.create_user(db, org_id, payload)
     db.commit()
     return UserOut.model_validate(user)
 
 
-@organisations.get("/orgs/{org_id}/users", response_model=list[UserOut], summary="The organisation's users")
+@organisations.get("/orgs/{org_id}/users", summary="The organisation's users")
 def list_users(org_id: OrgId, db: DbSession) -> list[UserOut]:
     return [UserOut.model_validate(u) for u in accounts.list_users(db, org_id)]
 
 
 @organisations.post(
-    "/orgs/{org_id}/api-keys",
-    response_model=ApiKeyCreated,
-    status_code=201,
-    summary="Create an API key (the key is shown once)",
+    "/orgs/{org_id}/api-keys", status_code=201, summary="Create an API key (the key is shown once)"
 )
 def create_api_key(org_id: OrgId, payload: ApiKeyCreate, db: DbSession) -> ApiKeyCreated:
     api_key, key = accounts.create_api_key(db, org_id, payload)
@@ -68,25 +65,19 @@ def create_api_key(org_id: OrgId, payload: ApiKeyCreate, db: DbSession) -> ApiKe
     return ApiKeyCreated(**ApiKeyOut.model_validate(api_key).model_dump(), key=key)
 
 
-@organisations.get(
-    "/orgs/{org_id}/api-keys", response_model=list[ApiKeyOut], summary="The organisation's API keys"
-)
+@organisations.get("/orgs/{org_id}/api-keys", summary="The organisation's API keys")
 def list_api_keys(org_id: OrgId, db: DbSession) -> list[ApiKeyOut]:
     return [ApiKeyOut.model_validate(k) for k in accounts.list_api_keys(db, org_id)]
 
 
-@organisations.delete(
-    "/orgs/{org_id}/api-keys/{key_id}", response_model=ApiKeyOut, summary="Revoke an API key"
-)
+@organisations.delete("/orgs/{org_id}/api-keys/{key_id}", summary="Revoke an API key")
 def revoke_api_key(org_id: OrgId, key_id: str, db: DbSession) -> ApiKeyOut:
     api_key = accounts.revoke_api_key(db, org_id, key_id)
     db.commit()
     return ApiKeyOut.model_validate(api_key)
 
 
-@verification.post(
-    "/api-keys:verify", response_model=Principal, summary="Who an API key belongs to (401 if invalid)"
-)
+@verification.post("/api-keys:verify", summary="Who an API key belongs to (401 if invalid)")
 def verify_api_key(payload: ApiKeyVerify, db: DbSession) -> Principal:
     principal = accounts.verify_api_key(db, payload.key)
     if principal is None:
@@ -94,9 +85,7 @@ def verify_api_key(payload: ApiKeyVerify, db: DbSession) -> Principal:
     return principal
 
 
-@verification.post(
-    "/passwords:verify", response_model=Principal, summary="Check a user's password (401 if wrong)"
-)
+@verification.post("/passwords:verify", summary="Check a user's password (401 if wrong)")
 def verify_password(payload: PasswordVerify, db: DbSession) -> Principal:
     principal = accounts.verify_password(db, payload.email, payload.password)
     if principal is None:

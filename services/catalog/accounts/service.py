@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from finprint.schemas.catalog import ApiKeyCreate, OrganisationCreate, Principal, UserCreate
 from services.catalog.adapters.db.models import ApiKey, Organisation, User, utcnow
+from services.catalog.shared.database import inserted
 from services.catalog.shared.problems import Conflict
 from services.catalog.shared.scoping import get_organisation, get_owned
 
@@ -33,10 +34,7 @@ _DUMMY_HASH = _password_hasher.hash(secrets.token_hex(16))
 def create_organisation(session: Session, request: OrganisationCreate) -> Organisation:
     if find_organisation(session, request.slug) is not None:
         raise Conflict(f"an organisation with slug {request.slug!r} already exists", field="slug")
-    organisation = Organisation(slug=request.slug, name=request.name)
-    session.add(organisation)
-    session.flush()
-    return organisation
+    return inserted(session, Organisation(slug=request.slug, name=request.name))
 
 
 def find_organisation(session: Session, slug: str) -> Organisation | None:
@@ -50,9 +48,7 @@ def create_user(session: Session, org_id: str, request: UserCreate) -> User:
     password_hash = _password_hasher.hash(request.password)
     user = User(org_id=org_id, email=email, display_name=request.display_name, role=request.role,
                 password_hash=password_hash)
-    session.add(user)
-    session.flush()
-    return user
+    return inserted(session, user)
 
 
 def list_users(session: Session, org_id: str) -> list[User]:
@@ -82,9 +78,7 @@ def create_api_key(session: Session, org_id: str, request: ApiKeyCreate) -> tupl
     api_key = ApiKey(
         org_id=org_id, prefix=prefix, secret_sha256=_key_digest(key), name=request.name, role=request.role
     )
-    session.add(api_key)
-    session.flush()
-    return api_key, key
+    return inserted(session, api_key), key
 
 
 def list_api_keys(session: Session, org_id: str) -> list[ApiKey]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from finprint.schemas.catalog import AuditEntryOut, Page
@@ -14,10 +12,10 @@ from services.catalog.shared.paging import paged
 router = APIRouter(prefix="/v1", tags=["collaboration and jobs"])
 
 
-@router.get("/orgs/{org_id}/audit", response_model=Page[AuditEntryOut], summary="The audit log, oldest first")
+@router.get("/orgs/{org_id}/audit", summary="The audit log, oldest first")
 def list_audit(
     org_id: OrgId, db: DbSession, offset: Offset = 0, limit: Limit = 100,
     entity_type: str | None = None, entity_id: str | None = None,
-) -> Any:
-    items, total = audit.entries(db, org_id, entity_type=entity_type, entity_id=entity_id, offset=offset, limit=limit)
-    return paged(items, total, offset, limit, AuditEntryOut.model_validate)
+) -> Page[AuditEntryOut]:
+    entries = audit.select_entries(org_id, entity_type=entity_type, entity_id=entity_id)
+    return paged(db, entries, offset, limit, AuditEntryOut.model_validate)

@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from finprint.schemas.catalog import CommentCreate, CommentOut
 from services.catalog.adapters.db.models import Comment, Encounter, Identification
+from services.catalog.shared.database import inserted
 from services.catalog.shared.problems import Invalid
 from services.catalog.shared.scoping import get_owned
 
@@ -18,14 +19,14 @@ def add_comment(session: Session, org_id: str, request: CommentCreate) -> Commen
         get_owned(session, Identification, org_id, request.identification_id, "Identification")
     if request.parent_id:
         parent = get_owned(session, Comment, org_id, request.parent_id, "Comment")
-        if (parent.encounter_id, parent.identification_id) != (request.encounter_id, request.identification_id):
+        same_subject = (parent.encounter_id, parent.identification_id) == (
+            request.encounter_id, request.identification_id
+        )
+        if not same_subject:
             raise Invalid(
                 "a reply must be about the same encounter or identification as its parent", field="parent_id"
             )
-    comment = Comment(org_id=org_id, **request.model_dump())
-    session.add(comment)
-    session.flush()
-    return comment
+    return inserted(session, Comment(org_id=org_id, **request.model_dump()))
 
 
 def thread(
@@ -37,7 +38,9 @@ def thread(
             "ask for the comments of exactly one of encounter_id and identification_id", field="encounter_id"
         )
     subject = (
-        Comment.encounter_id == encounter_id if encounter_id else Comment.identification_id == identification_id
+        Comment.encounter_id == encounter_id
+        if encounter_id
+        else Comment.identification_id == identification_id
     )
     query = select(Comment).where(Comment.org_id == org_id, subject).order_by(Comment.created_at, Comment.id)
     comments = list(session.scalars(query))

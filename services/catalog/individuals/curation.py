@@ -62,8 +62,8 @@ def merge(session: Session, org_id: str, request: MergeRequest) -> tuple[Individ
         if target.representative_media_id is None:
             target.representative_media_id = source.representative_media_id
         audit_ids.append(audit_individual(
-            session, source, "merged_into", request.actor, target_id=target.id, target_code=target.catalogue_code,
-            moved_annotation_ids=source_moved, reason=request.reason,
+            session, source, "merged_into", request.actor, target_id=target.id,
+            target_code=target.catalogue_code, moved_annotation_ids=source_moved, reason=request.reason,
         ))
         moved += source_moved
     audit_ids.append(audit_individual(
@@ -85,7 +85,8 @@ def _chosen_annotations(
     foreign = [a for a in wanted if a not in owned]
     if foreign:
         raise Invalid(
-            f"annotations {', '.join(foreign)} do not belong to individual {original.id}", field="annotation_ids"
+            f"annotations {', '.join(foreign)} do not belong to individual {original.id}",
+            field="annotation_ids",
         )
     if len(wanted) == len(owned):
         raise Invalid(

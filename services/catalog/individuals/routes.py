@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse
 
 from finprint.schemas.catalog import (
     AuditEntryOut,
@@ -27,29 +28,25 @@ from services.catalog.shared.paging import paged
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])
 HISTORY_MAX = 10_000
+Actor = Annotated[str | None, Query(description="Who does it (audit log).")]
 
 
-@router.get("/species", response_model=list[SpeciesOut], summary="The species (reference data, shared)")
+@router.get("/species", summary="The species (reference data, shared)")
 def list_species(db: DbSession) -> list[SpeciesOut]:
     return [SpeciesOut.model_validate(s) for s in individuals.list_species(db)]
 
 
-@router.post(
-    "/orgs/{org_id}/individuals", response_model=IndividualOut, status_code=201, summary="Catalogue an individual"
-)
-def create_individual(
-    org_id: OrgId,
-    payload: IndividualCreate,
-    db: DbSession,
-    create: Creation,
-    actor: Annotated[str | None, Query(description="Who does it (audit log).")] = None,
-) -> Any:
-    return create(
-        payload, lambda: IndividualOut.model_validate(individuals.create_individual(db, org_id, payload, actor))
-    )
+@router.post("/orgs/{org_id}/individuals", response_model=IndividualOut, status_code=201,
+             summary="Catalogue an individual")
+def create_individual(org_id: OrgId, payload: IndividualCreate, db: DbSession, create: Creation,
+                      actor: Actor = None) -> JSONResponse:
+    def catalogue() -> IndividualOut:
+        return IndividualOut.model_validate(individuals.create_individual(db, org_id, payload, actor))
+
+    return create(payload, catalogue)
 
 
-@router.get("/orgs/{org_id}/individuals", response_model=Page[IndividualOut], summary="Browse individuals")
+@router.get("/orgs/{org_id}/individuals", summary="Browse individuals")
 def list_individuals(
     org_id: OrgId,
     db: DbSession,
@@ -60,56 +57,46 @@ def list_individuals(
     include_merged: Annotated[bool, Query(description="Browse merged ones too (lookups always do).")] = False,
     ids: Annotated[str | None, Query(description="Look up these ids (comma-separated).")] = None,
     catalogue_code: Annotated[str | None, Query(description="Look up this exact catalogue code.")] = None,
-) -> Any:
-    items, total = individuals.list_individuals(
-        db, org_id, species=species, search=q, include_merged=include_merged, offset=offset, limit=limit,
-        ids=[i for i in (ids or "").split(",") if i], catalogue_code=catalogue_code,
+) -> Page[IndividualOut]:
+    id_list = [i for i in (ids or "").split(",") if i]
+    found = individuals.select_individuals(
+        org_id, species=species, search=q, include_merged=include_merged, ids=id_list,
+        catalogue_code=catalogue_code,
     )
-    return paged(items, total, offset, limit, IndividualOut.model_validate)
+    return paged(db, found, offset, limit, IndividualOut.model_validate)
 
 
-@router.get("/orgs/{org_id}/individuals/{individual_id}", response_model=IndividualOut, summary="An individual")
+@router.get("/orgs/{org_id}/individuals/{individual_id}", summary="An individual")
 def get_individual(org_id: OrgId, individual_id: str, db: DbSession) -> IndividualOut:
     return IndividualOut.model_validate(individuals.get_individual(db, org_id, individual_id))
 
 
-@router.patch(
-    "/orgs/{org_id}/individuals/{individual_id}", response_model=IndividualOut, summary="Edit an individual"
-)
-def update_individual(
-    org_id: OrgId, individual_id: str, payload: IndividualUpdate, db: DbSession, actor: str | None = None
-) -> IndividualOut:
+@router.patch("/orgs/{org_id}/individuals/{individual_id}", summary="Edit an individual")
+def update_individual(org_id: OrgId, individual_id: str, payload: IndividualUpdate, db: DbSession,
+                      actor: str | None = None) -> IndividualOut:
     individual = individuals.update_individual(db, org_id, individual_id, payload, actor)
     db.commit()
     return IndividualOut.model_validate(individual)
 
 
 @router.get(
-    "/orgs/{org_id}/individuals/{individual_id}/history",
-    response_model=list[AuditEntryOut],
-    summary="The individual's audit log, oldest first",
+    "/orgs/{org_id}/individuals/{individual_id}/history", summary="The individual's audit log, oldest first"
 )
 def individual_history(org_id: OrgId, individual_id: str, db: DbSession) -> list[AuditEntryOut]:
     individuals.get_individual(db, org_id, individual_id)
-    entries, _total = audit.entries(
-        db, org_id, entity_type=individuals.ENTITY, entity_id=individual_id, limit=HISTORY_MAX
-    )
-    return [AuditEntryOut.model_validate(e) for e in entries]
+    history = audit.select_entries(org_id, entity_type=individuals.ENTITY, entity_id=individual_id)
+    return [AuditEntryOut.model_validate(e) for e in db.scalars(history.limit(HISTORY_MAX))]
 
 
 def _result(repaired: tuple[Individual, list[str], list[int]]) -> MergeSplitResult:
     individual, moved, audit_ids = repaired
-    return MergeSplitResult(
-        individual=IndividualOut.model_validate(individual), moved_annotation_ids=moved, audit_ids=audit_ids
-    )
+    return MergeSplitResult(individual=IndividualOut.model_validate(individual), moved_annotation_ids=moved,
+                            audit_ids=audit_ids)
 
 
-@router.post(
-    "/orgs/{org_id}/individuals:merge",
-    response_model=MergeSplitResult,
-    summary="Merge individuals catalogued twice into one",
-)
-def merge_individuals(org_id: OrgId, payload: MergeRequest, db: DbSession, create: Creation) -> Any:
+@router.post("/orgs/{org_id}/individuals:merge", response_model=MergeSplitResult,
+             summary="Merge individuals catalogued twice into one")
+def merge_individuals(org_id: OrgId, payload: MergeRequest, db: DbSession, create: Creation) -> JSONResponse:
     return create(payload, lambda: _result(curation.merge(db, org_id, payload)))
 
 
@@ -119,7 +106,6 @@ def merge_individuals(org_id: OrgId, payload: MergeRequest, db: DbSession, creat
     status_code=201,
     summary="Split some annotations off into a new individual",
 )
-def split_individual(
-    org_id: OrgId, individual_id: str, payload: SplitRequest, db: DbSession, create: Creation
-) -> Any:
+def split_individual(org_id: OrgId, individual_id: str, payload: SplitRequest, db: DbSession,
+                     create: Creation) -> JSONResponse:
     return create(payload, lambda: _result(curation.split(db, org_id, individual_id, payload)))

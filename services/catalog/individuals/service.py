@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from finprint.schemas.catalog import IndividualCreate, IndividualUpdate
 from services.catalog.adapters.db.models import Annotation, Encounter, Individual, Media, Species, UTCDateTime
 from services.catalog.audit import service as audit
 from services.catalog.internal.change_log import record_change
-from services.catalog.shared.paging import fetch_page
+from services.catalog.shared.database import inserted
 from services.catalog.shared.problems import Conflict, Invalid
 from services.catalog.shared.scoping import get_owned
 
@@ -54,10 +54,11 @@ def create_individual(
 ) -> Individual:
     require_species(session, request.species)
     _require_free_code(session, org_id, request.catalogue_code)
-    individual = Individual(org_id=org_id, catalogue_code=request.catalogue_code, name=request.name,
-                            species_key=request.species, sex=request.sex, notes=request.notes)
-    session.add(individual)
-    session.flush()
+    individual = Individual(
+        org_id=org_id, catalogue_code=request.catalogue_code, name=request.name, species_key=request.species,
+        sex=request.sex, notes=request.notes,
+    )
+    inserted(session, individual)
     audit_individual(session, individual, action, actor, **request.model_dump())
     return individual
 
@@ -81,21 +82,20 @@ def active_individual(session: Session, org_id: str, individual_id: str) -> Indi
 def require_active(individual: Individual, edit: str) -> None:
     """A merged individual is history: what would change it must change the one it became."""
     if individual.status != "active":
-        raise Conflict(f"individual {individual.id} was merged into {individual.merged_into_id}; {edit} that one")
+        raise Conflict(
+            f"individual {individual.id} was merged into {individual.merged_into_id}; {edit} that one"
+        )
 
 
-def list_individuals(
-    session: Session,
+def select_individuals(
     org_id: str,
     *,
     species: str | None,
     search: str | None,
     include_merged: bool,
-    offset: int,
-    limit: int,
     ids: Sequence[str] = (),
     catalogue_code: str | None = None,
-) -> tuple[list[Individual], int]:
+) -> Select[tuple[Individual]]:
     """Browse (active ones unless ``include_merged``), or look up by ids / exact catalogue code
     (merged ones included: an old code or id must still be found)."""
     query = select(Individual).where(Individual.org_id == org_id)
@@ -113,7 +113,7 @@ def list_individuals(
         )
     if not include_merged and not lookup:
         query = query.where(Individual.status == "active")
-    return fetch_page(session, query.order_by(Individual.catalogue_code), offset, limit)
+    return query.order_by(Individual.catalogue_code)
 
 
 def update_individual(

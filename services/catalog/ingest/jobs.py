@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, Select, func, select, update
 from sqlalchemy.orm import Session
 
 from finprint.objectstore import ObjectStore
@@ -18,7 +18,7 @@ from finprint.schemas.catalog import IngestItemsAdd, IngestItemUpdate, IngestJob
 from services.catalog.adapters.db.models import IngestItem, IngestJob, utcnow
 from services.catalog.encounters.media.service import get_media
 from services.catalog.ingest.schemas import IngestItemsAddSpecs, IngestJobProgressOut
-from services.catalog.shared.paging import fetch_page
+from services.catalog.shared.database import inserted
 from services.catalog.shared.problems import Conflict, NotFound
 from services.catalog.shared.scoping import get_organisation, get_owned
 
@@ -27,19 +27,16 @@ OPEN_STATUSES = ("pending", "running")
 
 
 def create_job(session: Session, org_id: str, request: IngestJobCreate) -> IngestJob:
-    job = IngestJob(org_id=org_id, **request.model_dump())
-    session.add(job)
-    session.flush()
-    return job
+    return inserted(session, IngestJob(org_id=org_id, **request.model_dump()))
 
 
 def get_job(session: Session, org_id: str, job_id: str) -> IngestJob:
     return get_owned(session, IngestJob, org_id, job_id, "Ingest job")
 
 
-def list_jobs(session: Session, org_id: str, offset: int, limit: int) -> tuple[list[IngestJob], int]:
-    query = select(IngestJob).where(IngestJob.org_id == org_id).order_by(IngestJob.created_at.desc())
-    return fetch_page(session, query, offset, limit)
+def select_jobs(org_id: str) -> Select[tuple[IngestJob]]:
+    """The organisation's jobs, newest first."""
+    return select(IngestJob).where(IngestJob.org_id == org_id).order_by(IngestJob.created_at.desc())
 
 
 def set_job_status(session: Session, org_id: str, job_id: str, status: str) -> IngestJob:
@@ -53,7 +50,9 @@ def job_out(session: Session, job: IngestJob) -> IngestJobProgressOut:
     counts = {
         status: n
         for status, n in session.execute(
-            select(IngestItem.status, func.count()).where(IngestItem.job_id == job.id).group_by(IngestItem.status)
+            select(IngestItem.status, func.count())
+            .where(IngestItem.job_id == job.id)
+            .group_by(IngestItem.status)
         )
     }
     return IngestJobProgressOut.model_validate(job).model_copy(update={"counts": counts})
@@ -65,14 +64,18 @@ def add_items(session: Session, org_id: str, job_id: str, request: IngestItemsAd
     return added, len(request.item_keys) - added
 
 
-def add_item_specs(session: Session, org_id: str, job_id: str, request: IngestItemsAddSpecs) -> tuple[int, int]:
+def add_item_specs(
+    session: Session, org_id: str, job_id: str, request: IngestItemsAddSpecs
+) -> tuple[int, int]:
     """Add the items whose keys are not in the job yet, with their payloads; returns (added, present)."""
-    columns = {spec.item_key: {"payload": spec.payload, "content_key": spec.content_key} for spec in request.items}
+    columns = {s.item_key: {"payload": s.payload, "content_key": s.content_key} for s in request.items}
     added = _add_new_items(session, org_id, job_id, columns)
     return added, len(request.items) - added
 
 
-def _add_new_items(session: Session, org_id: str, job_id: str, columns_by_key: dict[str, dict[str, Any]]) -> int:
+def _add_new_items(
+    session: Session, org_id: str, job_id: str, columns_by_key: dict[str, dict[str, Any]]
+) -> int:
     """Insert an item for each key the job does not hold yet, with its columns; how many were inserted."""
     job = get_job(session, org_id, job_id)
     keys = list(columns_by_key)
@@ -83,22 +86,27 @@ def _add_new_items(session: Session, org_id: str, job_id: str, columns_by_key: d
             select(IngestItem.item_key).where(IngestItem.job_id == job.id, IngestItem.item_key.in_(chunk))
         ))
     new = [key for key in keys if key not in present]
-    session.add_all(IngestItem(org_id=org_id, job_id=job.id, item_key=key, **columns_by_key[key]) for key in new)
+    session.add_all(
+        IngestItem(org_id=org_id, job_id=job.id, item_key=key, **columns_by_key[key]) for key in new
+    )
     session.flush()
     return len(new)
 
 
-def list_items(
-    session: Session, org_id: str, job_id: str, *, status: str | None, offset: int, limit: int
-) -> tuple[list[IngestItem], int]:
+def select_items(
+    session: Session, org_id: str, job_id: str, *, status: str | None
+) -> Select[tuple[IngestItem]]:
+    """The job's items (404 for another organisation's job), oldest first, with one status when given."""
     job = get_job(session, org_id, job_id)
     query = select(IngestItem).where(IngestItem.job_id == job.id)
     if status:
         query = query.where(IngestItem.status == status)
-    return fetch_page(session, query.order_by(IngestItem.created_at, IngestItem.id), offset, limit)
+    return query.order_by(IngestItem.created_at, IngestItem.id)
 
 
-def _job_item(session: Session, org_id: str, job_id: str, which: ColumnElement[bool], named: str) -> IngestItem:
+def _job_item(
+    session: Session, org_id: str, job_id: str, which: ColumnElement[bool], named: str
+) -> IngestItem:
     job = get_job(session, org_id, job_id)
     item = session.scalar(select(IngestItem).where(IngestItem.job_id == job.id, which))
     if item is None:
@@ -144,7 +152,13 @@ def staged_leftovers(session: Session, job: IngestJob, stored: Iterable[str]) ->
 
 
 def stage_photo(
-    session: Session, store: ObjectStore, org_id: str, job_id: str, item_key: str, data: bytes, content_type: str
+    session: Session,
+    store: ObjectStore,
+    org_id: str,
+    job_id: str,
+    item_key: str,
+    data: bytes,
+    content_type: str,
 ) -> IngestItem:
     """Keep the uploaded photo of an item until its worker takes it; committed."""
     get_organisation(session, org_id)

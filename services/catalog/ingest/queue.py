@@ -20,7 +20,13 @@ from sqlalchemy.orm import Session
 
 from finprint.objectstore import ObjectStore, ObjectStoreError
 from services.catalog.adapters.db.models import IngestItem, IngestJob, Media, utcnow
-from services.catalog.ingest.jobs import OPEN_STATUSES, finish_if_drained, get_job, staged_key, staged_leftovers
+from services.catalog.ingest.jobs import (
+    OPEN_STATUSES,
+    finish_if_drained,
+    get_job,
+    staged_key,
+    staged_leftovers,
+)
 from services.catalog.ingest.schemas import (
     ClaimedItem,
     ClaimRequest,
@@ -186,4 +192,5 @@ def delete_staged_photos(session: Session, store: ObjectStore, item: IngestItem)
         for key in dict.fromkeys(k for k in keys if k):
             store.delete(key)
     except ObjectStoreError as exc:
-        log.warning("staged ingest photos not deleted", extra={"fields": {"job_id": item.job_id, "error": str(exc)}})
+        fields = {"job_id": item.job_id, "error": str(exc)}
+        log.warning("staged ingest photos not deleted", extra={"fields": fields})

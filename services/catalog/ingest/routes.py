@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 
 from finprint.objectstore import ObjectNotFound
 from finprint.schemas.catalog import (
@@ -44,88 +43,69 @@ queue_routes = APIRouter(prefix="/v1/internal", tags=["internal (matcher)"])
 @job_routes.post(
     "/ingest-jobs", response_model=IngestJobProgressOut, status_code=201, summary="Start an ingest job"
 )
-def create_ingest_job(org_id: OrgId, payload: IngestJobCreate, db: DbSession, create: Creation) -> Any:
+def create_ingest_job(
+    org_id: OrgId, payload: IngestJobCreate, db: DbSession, create: Creation
+) -> JSONResponse:
     return create(payload, lambda: jobs.job_out(db, jobs.create_job(db, org_id, payload)))
 
 
-@job_routes.get(
-    "/ingest-jobs", response_model=Page[IngestJobProgressOut], summary="Ingest jobs, newest first"
-)
-def list_ingest_jobs(org_id: OrgId, db: DbSession, offset: Offset = 0, limit: Limit = 100) -> Any:
-    items, total = jobs.list_jobs(db, org_id, offset, limit)
-    return paged(items, total, offset, limit, lambda j: jobs.job_out(db, j))
+@job_routes.get("/ingest-jobs", summary="Ingest jobs, newest first")
+def list_ingest_jobs(
+    org_id: OrgId, db: DbSession, offset: Offset = 0, limit: Limit = 100
+) -> Page[IngestJobProgressOut]:
+    return paged(db, jobs.select_jobs(org_id), offset, limit, lambda j: jobs.job_out(db, j))
 
 
-@job_routes.get(
-    "/ingest-jobs/{job_id}", response_model=IngestJobProgressOut, summary="An ingest job and its progress"
-)
+@job_routes.get("/ingest-jobs/{job_id}", summary="An ingest job and its progress")
 def get_ingest_job(org_id: OrgId, job_id: str, db: DbSession) -> IngestJobProgressOut:
     return jobs.job_out(db, jobs.get_job(db, org_id, job_id))
 
 
-@job_routes.patch(
-    "/ingest-jobs/{job_id}", response_model=IngestJobProgressOut, summary="Change a job's status"
-)
-def update_ingest_job(org_id: OrgId, job_id: str, payload: IngestJobUpdate, db: DbSession) -> IngestJobProgressOut:
+@job_routes.patch("/ingest-jobs/{job_id}", summary="Change a job's status")
+def update_ingest_job(
+    org_id: OrgId, job_id: str, payload: IngestJobUpdate, db: DbSession
+) -> IngestJobProgressOut:
     job = jobs.set_job_status(db, org_id, job_id, payload.status)
     db.commit()
     return jobs.job_out(db, job)
 
 
-@job_routes.post(
-    "/ingest-jobs/{job_id}/items", response_model=IngestItemsAdded, summary="Add items (idempotent by item_key)"
-)
+@job_routes.post("/ingest-jobs/{job_id}/items", summary="Add items (idempotent by item_key)")
 def add_ingest_items(org_id: OrgId, job_id: str, payload: IngestItemsAdd, db: DbSession) -> IngestItemsAdded:
     added, present = jobs.add_items(db, org_id, job_id, payload)
     db.commit()
     return IngestItemsAdded(added=added, already_present=present)
 
 
-@job_routes.get(
-    "/ingest-jobs/{job_id}/items", response_model=Page[IngestItemOut], summary="A job's items, by status"
-)
-def list_ingest_items(
-    org_id: OrgId, job_id: str, db: DbSession, offset: Offset = 0, limit: Limit = 100,
-    status: IngestItemStatus | None = None,
-) -> Any:
-    items, total = jobs.list_items(db, org_id, job_id, status=status, offset=offset, limit=limit)
-    return paged(items, total, offset, limit, IngestItemOut.model_validate)
+@job_routes.get("/ingest-jobs/{job_id}/items", summary="A job's items, by status")
+def list_ingest_items(org_id: OrgId, job_id: str, db: DbSession, offset: Offset = 0, limit: Limit = 100,
+                      status: IngestItemStatus | None = None) -> Page[IngestItemOut]:
+    items = jobs.select_items(db, org_id, job_id, status=status)
+    return paged(db, items, offset, limit, IngestItemOut.model_validate)
 
 
-@job_routes.patch(
-    "/ingest-jobs/{job_id}/items/{item_id}",
-    response_model=IngestItemOut,
-    summary="Record an item's progress or result",
-)
-def update_ingest_item(
-    org_id: OrgId, job_id: str, item_id: str, payload: IngestItemUpdate, db: DbSession
-) -> IngestItemOut:
+@job_routes.patch("/ingest-jobs/{job_id}/items/{item_id}", summary="Record an item's progress or result")
+def update_ingest_item(org_id: OrgId, job_id: str, item_id: str, payload: IngestItemUpdate,
+                       db: DbSession) -> IngestItemOut:
     item = jobs.update_item(db, org_id, job_id, item_id, payload)
     db.commit()
     return IngestItemOut.model_validate(item)
 
 
 @job_routes.post(
-    "/ingest-jobs/{job_id}/items:add",
-    response_model=IngestItemsAdded,
-    summary="Add items with their manifest rows (idempotent by item_key)",
+    "/ingest-jobs/{job_id}/items:add", summary="Add items with their manifest rows (idempotent by item_key)"
 )
-def add_ingest_item_specs(
-    org_id: OrgId, job_id: str, payload: IngestItemsAddSpecs, db: DbSession
-) -> IngestItemsAdded:
+def add_ingest_item_specs(org_id: OrgId, job_id: str, payload: IngestItemsAddSpecs,
+                          db: DbSession) -> IngestItemsAdded:
     added, present = jobs.add_item_specs(db, org_id, job_id, payload)
     db.commit()
     return IngestItemsAdded(added=added, already_present=present)
 
 
-@job_routes.put(
-    "/ingest-jobs/{job_id}/content/{item_key:path}",
-    response_model=IngestItemOut,
-    summary="Upload the photo of an item (raw bytes), before the job starts",
-)
-async def stage_ingest_content(
-    request: Request, context: CatalogContext, org_id: str, job_id: str, item_key: str
-) -> IngestItemOut:
+@job_routes.put("/ingest-jobs/{job_id}/content/{item_key:path}",
+                summary="Upload the photo of an item (raw bytes), before the job starts")
+async def stage_ingest_content(request: Request, context: CatalogContext, org_id: str, job_id: str,
+                               item_key: str) -> IngestItemOut:
     # async, to read the raw body; the database and the store are then used from the thread pool.
     data = await request.body()
     if not data:
@@ -140,12 +120,10 @@ async def stage_ingest_content(
     return await run_in_threadpool(stage)
 
 
-@job_routes.get(
-    "/ingest-jobs/{job_id}/items/{item_id}/content",
-    response_class=Response,
-    summary="The staged photo of an item",
-)
-def ingest_item_content(context: CatalogContext, org_id: OrgId, job_id: str, item_id: str, db: DbSession) -> Response:
+@job_routes.get("/ingest-jobs/{job_id}/items/{item_id}/content", response_class=Response,
+                summary="The staged photo of an item")
+def ingest_item_content(context: CatalogContext, org_id: OrgId, job_id: str, item_id: str,
+                        db: DbSession) -> Response:
     item = jobs.get_item(db, org_id, job_id, item_id)
     if item.content_key != jobs.staged_key(item):
         raise NotFound("Staged content of ingest item", item_id)
@@ -156,9 +134,7 @@ def ingest_item_content(context: CatalogContext, org_id: OrgId, job_id: str, ite
 
 
 @job_routes.post(
-    "/ingest-jobs/{job_id}:start",
-    response_model=IngestJobProgressOut,
-    summary="Let workers take the job's items (items without a file fail)",
+    "/ingest-jobs/{job_id}:start", summary="Let workers take the job's items (items without a file fail)"
 )
 def start_ingest_job(org_id: OrgId, job_id: str, db: DbSession) -> IngestJobProgressOut:
     job = jobs.start_job(db, org_id, job_id)
@@ -166,19 +142,19 @@ def start_ingest_job(org_id: OrgId, job_id: str, db: DbSession) -> IngestJobProg
     return jobs.job_out(db, job)
 
 
-@job_routes.get("/media-by-sha256/{sha256}", response_model=MediaOut, summary="The image with these bytes")
+@job_routes.get("/media-by-sha256/{sha256}", summary="The image with these bytes")
 def media_by_sha256(org_id: OrgId, sha256: str, db: DbSession) -> MediaOut:
     return MediaOut.model_validate(media_with_sha256(db, org_id, sha256))
 
 
-@queue_routes.post("/ingest-items:claim", response_model=ClaimResponse, summary="Lease items to a worker")
+@queue_routes.post("/ingest-items:claim", summary="Lease items to a worker")
 def claim_ingest_items(payload: ClaimRequest, db: DbSession) -> ClaimResponse:
     claimed = queue.claim(db, payload)
     db.commit()
     return claimed
 
 
-@queue_routes.post("/ingest-items:renew", response_model=RenewResponse, summary="Extend a worker's leases")
+@queue_routes.post("/ingest-items:renew", summary="Extend a worker's leases")
 def renew_ingest_items(payload: RenewRequest, db: DbSession) -> RenewResponse:
     renewed = queue.renew(db, payload)
     db.commit()
@@ -187,8 +163,8 @@ def renew_ingest_items(payload: RenewRequest, db: DbSession) -> RenewResponse:
 
 @queue_routes.post(
     "/ingest-items:release",
-    response_model=ReleaseResponse,
-    summary="Give leased items back untried (a service they need was unavailable); the attempt does not count",
+    summary="Give leased items back untried (a service they need was unavailable); "
+    "the attempt does not count",
 )
 def release_ingest_items(payload: ReleaseRequest, db: DbSession) -> ReleaseResponse:
     released = queue.release(db, payload)
@@ -196,12 +172,9 @@ def release_ingest_items(payload: ReleaseRequest, db: DbSession) -> ReleaseRespo
     return released
 
 
-@queue_routes.post(
-    "/ingest-items/{item_id}:complete", response_model=IngestItemOut, summary="Record a leased item's outcome"
-)
-def complete_ingest_item(
-    context: CatalogContext, item_id: str, payload: CompleteRequest, db: DbSession
-) -> IngestItemOut:
+@queue_routes.post("/ingest-items/{item_id}:complete", summary="Record a leased item's outcome")
+def complete_ingest_item(context: CatalogContext, item_id: str, payload: CompleteRequest,
+                         db: DbSession) -> IngestItemOut:
     item = queue.complete(db, item_id, payload)
     db.commit()
     queue.delete_staged_photos(db, context.store, item)

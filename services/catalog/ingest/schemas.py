@@ -1,4 +1,4 @@
-"""The wire schemas of the ingest queue and of a job's progress (only the catalog and its workers use them)."""
+"""The wire schemas of the ingest queue and of a job's progress (the catalog's and its workers' only)."""
 
 from __future__ import annotations
 
@@ -18,9 +18,12 @@ class IngestJobProgressOut(IngestJobOut):
 
 class IngestItemSpec(Inbound):
     item_key: str = Field(min_length=1, max_length=1000, examples=["2019/IMG_0042.jpg"])
-    payload: dict[str, Any] = Field({}, description="The manifest row: observed_at, latitude, individual_id...")
-    content_key: str | None = Field(None, max_length=1000,
-                                    description="The object's name in the job's S3 source, when it has one.")
+    payload: dict[str, Any] = Field(
+        {}, description="The manifest row: observed_at, latitude, individual_id..."
+    )
+    content_key: str | None = Field(
+        None, max_length=1000, description="The object's name in the job's S3 source, when it has one."
+    )
 
 
 class IngestItemsAddSpecs(Inbound):
@@ -32,7 +35,9 @@ class ClaimRequest(Inbound):
     limit: int = Field(8, ge=1, le=500)
     lease_s: float = Field(60.0, gt=0, le=3600)
     job_id: str | None = Field(None, description="Only this job's items.")
-    max_attempts: int = Field(5, ge=1, le=1000, description="An item claimed this often already fails instead.")
+    max_attempts: int = Field(
+        5, ge=1, le=1000, description="An item claimed this often already fails instead."
+    )
 
 
 class ClaimedItem(BaseModel):
@@ -48,7 +53,9 @@ class ClaimedItem(BaseModel):
 
 class ClaimResponse(BaseModel):
     items: list[ClaimedItem]
-    remaining: int = Field(description="Items of the job (or of all running jobs) not final yet, claimed ones included.")
+    remaining: int = Field(
+        description="Items of the job (or of all running jobs) not final yet, claimed ones included."
+    )
 
 
 class RenewRequest(Inbound):

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from finprint.schemas.embeddings import ChangePage, EmbeddingChange
 from services.catalog.adapters.db.models import Annotation, Change, Individual
 from services.catalog.internal.indexed import embedding_record, indexed_query, is_indexed
+from services.catalog.shared.database import inserted
 
 # Any constant works; it only has to be the same for every writer of the change log.
 CHANGE_LOG_LOCK_ID = 0x66696E7072696E74  # "finprint"
@@ -46,8 +47,7 @@ def record_change(
     session.flush()  # the annotation's new state first, so is_indexed() sees it
     op = "upsert" if not deleted and is_indexed(session, annotation) else "delete"
     change = Change(org_id=annotation.org_id, embedding_id=annotation.id, op=op, reason=reason)
-    session.add(change)
-    session.flush()
+    inserted(session, change)
     if not deleted:
         annotation.change_seq = change.seq
     return change

@@ -15,23 +15,20 @@ from services.catalog.shared.problems import Invalid
 
 router = APIRouter(prefix="/v1/internal", tags=["internal (matcher)"])
 BatchLimit = Annotated[int, Query(ge=1, le=5000)]
+AfterSeq = Annotated[int, Query(ge=0, le=SEQ_MAX)]
 
 
-@router.get("/embeddings", response_model=EmbeddingPage, summary="Indexed embeddings, for a full rebuild")
-def embedding_page(
-    db: DbSession, cursor: str | None = None, limit: BatchLimit = 1000, org_id: str | None = None
-) -> EmbeddingPage:
+@router.get("/embeddings", summary="Indexed embeddings, for a full rebuild")
+def embedding_page(db: DbSession, cursor: str | None = None, limit: BatchLimit = 1000,
+                   org_id: str | None = None) -> EmbeddingPage:
     try:
         return embeddings.embedding_page(db, cursor=cursor, limit=limit, org_id=org_id)
     except ValueError as exc:
         raise Invalid(str(exc), field="cursor") from None
 
 
-@router.get(
-    "/embeddings:summary",
-    response_model=EmbeddingSummary,
-    summary="Count and digest of the indexed embeddings per index key (the matcher's reconciliation)",
-)
+@router.get("/embeddings:summary",
+            summary="Count and digest of the indexed embeddings per index key (the matcher's reconciliation)")
 def embedding_summary(db: DbSession) -> EmbeddingSummary:
     try:
         return embeddings.embedding_summary(db)
@@ -39,12 +36,9 @@ def embedding_summary(db: DbSession) -> EmbeddingSummary:
         raise Problem(409, f"{exc}; retry shortly.", slug="catalogue-changing") from None
 
 
-@router.get("/changes", response_model=ChangePage, summary="Change events after a sequence number")
+@router.get("/changes", summary="Change events after a sequence number")
 def change_page(
-    context: CatalogContext,
-    db: DbSession,
-    after_seq: Annotated[int, Query(ge=0, le=SEQ_MAX)] = 0,
-    limit: BatchLimit = 1000,
+    context: CatalogContext, db: DbSession, after_seq: AfterSeq = 0, limit: BatchLimit = 1000,
     org_id: str | None = None,
 ) -> ChangePage:
     page = change_log.change_page(db, after_seq=after_seq, limit=limit, org_id=org_id)

@@ -11,11 +11,8 @@ from services.catalog.shared.dependencies import CatalogContext
 router = APIRouter(tags=["objects"])
 
 
-@router.get(
-    LOCAL_OBJECT_ROUTE + "/{key:path}",
-    response_class=Response,
-    summary="Download through a signed URL (local object store only)",
-)
+@router.get(LOCAL_OBJECT_ROUTE + "/{key:path}", response_class=Response,
+            summary="Download through a signed URL (local object store only)")
 def signed_object(context: CatalogContext, key: str, expires: int, sig: str) -> Response:
     store = context.store
     if not isinstance(store, LocalObjectStore):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from finprint.schemas.catalog import DecisionRequest, IdentificationCreate
@@ -10,8 +10,8 @@ from services.catalog.adapters.db.models import Identification, Individual, utcn
 from services.catalog.audit import service as audit
 from services.catalog.encounters.annotations.service import get_annotation
 from services.catalog.individuals.service import active_individual, assign, create_individual
-from services.catalog.shared.paging import fetch_page
-from services.catalog.shared.scoping import get_owned
+from services.catalog.shared.database import inserted
+from services.catalog.shared.scoping import get_owned, select_owned
 
 
 def create_identification(session: Session, org_id: str, request: IdentificationCreate) -> Identification:
@@ -25,24 +25,20 @@ def create_identification(session: Session, org_id: str, request: Identification
         new_individual_probability=request.new_individual_probability,
         model_version=request.model_version,
     )
-    session.add(identification)
-    session.flush()
-    return identification
+    return inserted(session, identification)
 
 
 def get_identification(session: Session, org_id: str, identification_id: str) -> Identification:
     return get_owned(session, Identification, org_id, identification_id, "Identification")
 
 
-def list_identifications(
-    session: Session, org_id: str, *, decision: str | None, annotation_id: str | None, offset: int, limit: int
-) -> tuple[list[Identification], int]:
-    query = select(Identification).where(Identification.org_id == org_id)
-    if decision:
-        query = query.where(Identification.decision == decision)
-    if annotation_id:
-        query = query.where(Identification.annotation_id == annotation_id)
-    return fetch_page(session, query.order_by(Identification.created_at, Identification.id), offset, limit)
+def select_identifications(
+    org_id: str, *, decision: str | None, annotation_id: str | None
+) -> Select[tuple[Identification]]:
+    """The organisation's identifications, oldest first, with one decision (the review queue: pending) or of
+    one annotation when given."""
+    query = select_owned(Identification, org_id, decision=decision, annotation_id=annotation_id)
+    return query.order_by(Identification.created_at, Identification.id)
 
 
 def _decided_individual(session: Session, org_id: str, request: DecisionRequest) -> Individual | None:

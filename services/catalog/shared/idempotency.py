@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from finprint.problems import Problem
 from services.catalog.adapters.db.models import IdempotencyRecord
+from services.catalog.shared.database import inserted
 from services.catalog.shared.dependencies import DbSession, OrgId
 
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -63,12 +64,10 @@ def previous_answer(session: Session, org_id: str, key: str, request_sha256: str
 def remember(
     session: Session, org_id: str, key: str, request_sha256: str, status_code: int, response: dict[str, Any]
 ) -> None:
-    session.add(
-        IdempotencyRecord(
-            org_id=org_id, key=key, request_sha256=request_sha256, status_code=status_code, response=response
-        )
+    record = IdempotencyRecord(
+        org_id=org_id, key=key, request_sha256=request_sha256, status_code=status_code, response=response
     )
-    session.flush()
+    inserted(session, record)
 
 
 def replayed(response: JSONResponse) -> bool:

@@ -1,23 +1,26 @@
-"""Offset paging: a page of a query's rows with the count over all pages, and its ``Page`` body."""
+"""Offset paging: one page of a query's rows, in their wire schema, with the count over all pages.
+
+The domains' services say which rows a list holds and in which order (a query); the routes page it
+with the offset and limit of the request.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from finprint.schemas.catalog import Page
 
-def fetch_page(session: Session, query: Select[Any], offset: int, limit: int) -> tuple[list[Any], int]:
-    """The rows of one page and how many rows the query has in all."""
-    rows = list(session.scalars(query.offset(offset).limit(limit)))
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    return rows, total
+Row = TypeVar("Row")
+Item = TypeVar("Item")
 
 
 def paged(
-    items: list[Any], total: int, offset: int, limit: int, convert: Callable[[Any], Any]
-) -> dict[str, Any]:
-    """A ``Page`` body of ``items`` converted to their wire schema."""
-    return {"items": [convert(i) for i in items], "total": total, "offset": offset, "limit": limit}
+    session: Session, query: Select[tuple[Row]], offset: int, limit: int, convert: Callable[[Row], Item]
+) -> Page[Item]:
+    rows = list(session.scalars(query.offset(offset).limit(limit)))
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    return Page(items=[convert(row) for row in rows], total=total, offset=offset, limit=limit)

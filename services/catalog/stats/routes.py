@@ -11,6 +11,6 @@ from services.catalog.stats import service as stats
 router = APIRouter(prefix="/v1", tags=["catalogue"])
 
 
-@router.get("/orgs/{org_id}/stats", response_model=CatalogueStats, summary="Figures for charts")
+@router.get("/orgs/{org_id}/stats", summary="Figures for charts")
 def catalogue_stats(org_id: OrgId, db: DbSession) -> CatalogueStats:
     return stats.catalogue_stats(db, org_id)

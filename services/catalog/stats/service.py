@@ -33,6 +33,10 @@ def catalogue_stats(session: Session, org_id: str) -> CatalogueStats:
         individuals_by_species={species: count for species, count in by_species},
         encounters_by_month=[MonthCount(month=f"{int(y):04d}-{int(m):02d}", count=c) for y, m, c in by_month],
         identifications_by_decision={decision: count for decision, count in by_decision},
-        media=session.scalar(select(func.count()).select_from(Media).where(Media.org_id == org_id)) or 0,
-        encounters=session.scalar(select(func.count()).select_from(Encounter).where(Encounter.org_id == org_id)) or 0,
+        media=_count(session, Media, org_id),
+        encounters=_count(session, Encounter, org_id),
     )
+
+
+def _count(session: Session, model: type[Media] | type[Encounter], org_id: str) -> int:
+    return session.scalar(select(func.count()).select_from(model).where(model.org_id == org_id)) or 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -72,6 +72,22 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+UuidPrimaryKey = Annotated[str, mapped_column(String(36), primary_key=True, default=new_id)]
+"""A row's id: a new UUID string."""
+OrgForeignKey = Annotated[str, mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)]
+"""The organisation a row belongs to: every query filters by it; deleting the organisation deletes the row."""
+
+Line = Annotated[str, mapped_column(String(200))]
+"""One line of text naming a thing, a place or a person: at most 200 characters."""
+RoleName = Annotated[str, mapped_column(String(32))]
+"""A user's or an API key's role (admin, reviewer, contributor, viewer)."""
+
+
+def one_of(column: str, *values: str) -> CheckConstraint:
+    """The column holds one of ``values`` (named after the column: ``ck_<table>_<column>``)."""
+    return CheckConstraint(f"{column} IN ({', '.join(repr(v) for v in values)})", name=column)
+
+
 class Base(DeclarativeBase):
     metadata: ClassVar[MetaData] = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {
@@ -88,20 +104,20 @@ class Timestamped:
 class Organisation(Timestamped, Base):
     __tablename__ = "organisations"
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    id: Mapped[UuidPrimaryKey]
     slug: Mapped[str] = mapped_column(String(64), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[Line]
 
 
 class User(Timestamped, Base):
     __tablename__ = "users"
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    id: Mapped[UuidPrimaryKey]
+    org_id: Mapped[OrgForeignKey]
     email: Mapped[str] = mapped_column(String(320), unique=True)
-    display_name: Mapped[str] = mapped_column(String(200))
+    display_name: Mapped[Line]
     password_hash: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(32))
+    role: Mapped[RoleName]
     disabled: Mapped[bool] = mapped_column(default=False)
 
 
@@ -110,12 +126,12 @@ class ApiKey(Timestamped, Base):
 
     __tablename__ = "api_keys"
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    id: Mapped[UuidPrimaryKey]
+    org_id: Mapped[OrgForeignKey]
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     secret_sha256: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str] = mapped_column(String(200))
-    role: Mapped[str] = mapped_column(String(32))
+    name: Mapped[Line]
+    role: Mapped[RoleName]
     revoked_at: Mapped[datetime | None]
 
 
@@ -123,8 +139,8 @@ class Species(Base):
     __tablename__ = "species"
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
-    common_name: Mapped[str] = mapped_column(String(200))
-    scientific_name: Mapped[str | None] = mapped_column(String(200))
+    common_name: Mapped[Line]
+    scientific_name: Mapped[Line | None]
     is_cetacean: Mapped[bool] = mapped_column(default=True)
 
 
@@ -134,14 +150,14 @@ class Individual(Timestamped, Base):
     __tablename__ = "individuals"
     __table_args__ = (
         UniqueConstraint("org_id", "catalogue_code", name="uq_individuals_org_id_catalogue_code"),
-        CheckConstraint("sex IN ('female', 'male', 'unknown')", name="sex"),
-        CheckConstraint("status IN ('active', 'merged')", name="status"),
+        one_of("sex", "female", "male", "unknown"),
+        one_of("status", "active", "merged"),
     )
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    id: Mapped[UuidPrimaryKey]
+    org_id: Mapped[OrgForeignKey]
     catalogue_code: Mapped[str] = mapped_column(String(64))
-    name: Mapped[str | None] = mapped_column(String(200))
+    name: Mapped[Line | None]
     species_key: Mapped[str] = mapped_column(ForeignKey("species.key"))
     sex: Mapped[str] = mapped_column(String(16), default="unknown")
     notes: Mapped[str | None] = mapped_column(Text)
@@ -163,18 +179,18 @@ class Encounter(Timestamped, Base):
         CheckConstraint("group_size IS NULL OR group_size >= 1", name="group_size"),
     )
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    id: Mapped[UuidPrimaryKey]
+    org_id: Mapped[OrgForeignKey]
     occurred_at: Mapped[datetime | None]
     utc_offset_minutes: Mapped[int | None]
     latitude: Mapped[float | None] = mapped_column(Float)
     longitude: Mapped[float | None] = mapped_column(Float)
-    location_name: Mapped[str | None] = mapped_column(String(200))
-    observer: Mapped[str | None] = mapped_column(String(200))
-    behaviour: Mapped[str | None] = mapped_column(String(200))
+    location_name: Mapped[Line | None]
+    observer: Mapped[Line | None]
+    behaviour: Mapped[Line | None]
     group_size: Mapped[int | None]
     notes: Mapped[str | None] = mapped_column(Text)
-    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_by: Mapped[Line | None]
 
     media: Mapped[list[Media]] = relationship(back_populates="encounter", order_by="Media.created_at")
 
@@ -185,8 +201,8 @@ class Media(Timestamped, Base):
     __tablename__ = "media"
     __table_args__ = (UniqueConstraint("org_id", "sha256", name="uq_media_org_id_sha256"),)
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    id: Mapped[UuidPrimaryKey]
+    org_id: Mapped[OrgForeignKey]
     encounter_id: Mapped[str | None] = mapped_column(
         ForeignKey("encounters.id", ondelete="SET NULL"), index=True
     )
@@ -201,7 +217,7 @@ class Media(Timestamped, Base):
     exif_utc_offset_minutes: Mapped[int | None]
     exif_latitude: Mapped[float | None] = mapped_column(Float)
     exif_longitude: Mapped[float | None] = mapped_column(Float)
-    uploaded_by: Mapped[str | None] = mapped_column(String(200))
+    uploaded_by: Mapped[Line | None]
 
     encounter: Mapped[Encounter | None] = relationship(back_populates="media")
 
@@ -219,8 +235,8 @@ class Annotation(Timestamped, Base):
         Index("ix_annotations_org_id_individual_id", "org_id", "individual_id"),
     )
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    id: Mapped[UuidPrimaryKey]
+    org_id: Mapped[OrgForeignKey]
     media_id: Mapped[str] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
     individual_id: Mapped[str | None] = mapped_column(ForeignKey("individuals.id"))
     box_x: Mapped[float] = mapped_column(Float)
@@ -245,20 +261,18 @@ class Identification(Timestamped, Base):
 
     __tablename__ = "identifications"
     __table_args__ = (
-        CheckConstraint(
-            "decision IN ('pending', 'confirmed', 'new_individual', 'rejected')", name="decision"
-        ),
+        one_of("decision", "pending", "confirmed", "new_individual", "rejected"),
     )
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    id: Mapped[UuidPrimaryKey]
+    org_id: Mapped[OrgForeignKey]
     annotation_id: Mapped[str] = mapped_column(ForeignKey("annotations.id", ondelete="CASCADE"), index=True)
     candidates: Mapped[list[Any]] = mapped_column(default=list)
     new_individual_probability: Mapped[float | None] = mapped_column(Float)
     model_version: Mapped[str | None] = mapped_column(String(100))
     decision: Mapped[str] = mapped_column(String(32), default="pending")
     individual_id: Mapped[str | None] = mapped_column(ForeignKey("individuals.id"))
-    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_by: Mapped[Line | None]
     decided_at: Mapped[datetime | None]
 
     # A reviewer compares the photo under review with the candidates: the annotation comes along.
@@ -296,7 +310,7 @@ class AuditEntry(Base):
     entity_type: Mapped[str] = mapped_column(String(32))
     entity_id: Mapped[str] = mapped_column(String(36))
     action: Mapped[str] = mapped_column(String(64))
-    actor: Mapped[str | None] = mapped_column(String(200))
+    actor: Mapped[Line | None]
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -315,32 +329,30 @@ class Comment(Timestamped, Base):
         CheckConstraint("(encounter_id IS NULL) <> (identification_id IS NULL)", name="one_subject"),
     )
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    id: Mapped[UuidPrimaryKey]
+    org_id: Mapped[OrgForeignKey]
     encounter_id: Mapped[str | None] = mapped_column(ForeignKey("encounters.id", ondelete="CASCADE"))
     identification_id: Mapped[str | None] = mapped_column(
         ForeignKey("identifications.id", ondelete="CASCADE")
     )
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("comments.id", ondelete="CASCADE"))
-    author: Mapped[str] = mapped_column(String(200))
+    author: Mapped[Line]
     body: Mapped[str] = mapped_column(Text)
 
 
 class IngestJob(Timestamped, Base):
     __tablename__ = "ingest_jobs"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('pending', 'running', 'paused', 'completed', 'failed', 'cancelled')", name="status"
-        ),
+        one_of("status", "pending", "running", "paused", "completed", "failed", "cancelled"),
     )
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(200))
+    id: Mapped[UuidPrimaryKey]
+    org_id: Mapped[OrgForeignKey]
+    name: Mapped[Line]
     source: Mapped[str | None] = mapped_column(String(500))
     status: Mapped[str] = mapped_column(String(16), default="pending")
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_by: Mapped[Line | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None] = mapped_column()
     """When workers could first take its items (the start of its images-per-second rate)."""
@@ -353,12 +365,12 @@ class IngestItem(Timestamped, Base):
     __tablename__ = "ingest_items"
     __table_args__ = (
         UniqueConstraint("job_id", "item_key", name="uq_ingest_items_job_id_item_key"),
-        CheckConstraint("status IN ('pending', 'running', 'done', 'failed', 'skipped')", name="status"),
+        one_of("status", "pending", "running", "done", "failed", "skipped"),
         Index("ix_ingest_items_job_id_status", "job_id", "status"),
     )
 
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
+    id: Mapped[UuidPrimaryKey]
+    org_id: Mapped[OrgForeignKey]
     job_id: Mapped[str] = mapped_column(ForeignKey("ingest_jobs.id", ondelete="CASCADE"))
     item_key: Mapped[str] = mapped_column(String(1000))
     status: Mapped[str] = mapped_column(String(16), default="pending")
@@ -371,7 +383,7 @@ class IngestItem(Timestamped, Base):
     """What the producer knew about the photo (a manifest row: date, position, individual...)."""
     content_key: Mapped[str | None] = mapped_column(String(1000))
     """Where the worker reads the bytes: a staged object key, or the object's name in the job's S3 source."""
-    worker_id: Mapped[str | None] = mapped_column(String(200))
+    worker_id: Mapped[Line | None]
     lease_expires_at: Mapped[datetime | None] = mapped_column()
     """A running item whose lease has expired is claimed again (its worker died)."""
 

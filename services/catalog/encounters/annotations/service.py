@@ -6,7 +6,7 @@ import base64
 import binascii
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from finprint.schemas.catalog import AnnotationCreate, AnnotationOut, AnnotationUpdate, Box, EmbeddingIn
@@ -15,9 +15,9 @@ from services.catalog.audit import service as audit
 from services.catalog.encounters.media.service import get_media
 from services.catalog.individuals.service import active_individual, assign, require_species
 from services.catalog.internal.change_log import record_change
-from services.catalog.shared.paging import fetch_page
+from services.catalog.shared.database import inserted
 from services.catalog.shared.problems import Invalid
-from services.catalog.shared.scoping import get_owned
+from services.catalog.shared.scoping import get_owned, select_owned
 
 MAX_EMBEDDING_DIM = 4096
 BOX_SLACK_PX = 1.0
@@ -59,8 +59,7 @@ def create_annotation(
         embedding_model=embedding.model_version if embedding else None,
         embedding=embedding_bytes(embedding) if embedding else None,
     )
-    session.add(annotation)
-    session.flush()
+    inserted(session, annotation)
     if request.individual_id:
         individual = active_individual(session, org_id, request.individual_id)
         assign(session, annotation, individual, "annotated", actor)
@@ -71,15 +70,12 @@ def get_annotation(session: Session, org_id: str, annotation_id: str) -> Annotat
     return get_owned(session, Annotation, org_id, annotation_id, "Annotation")
 
 
-def list_annotations(
-    session: Session, org_id: str, *, media_id: str | None, individual_id: str | None, offset: int, limit: int
-) -> tuple[list[Annotation], int]:
-    query = select(Annotation).where(Annotation.org_id == org_id)
-    if media_id:
-        query = query.where(Annotation.media_id == media_id)
-    if individual_id:
-        query = query.where(Annotation.individual_id == individual_id)
-    return fetch_page(session, query.order_by(Annotation.created_at, Annotation.id), offset, limit)
+def select_annotations(
+    org_id: str, *, media_id: str | None, individual_id: str | None
+) -> Select[tuple[Annotation]]:
+    """The organisation's annotations, oldest first, of one image or one individual when given."""
+    query = select_owned(Annotation, org_id, media_id=media_id, individual_id=individual_id)
+    return query.order_by(Annotation.created_at, Annotation.id)
 
 
 def update_annotation(
@@ -114,7 +110,9 @@ def delete_annotation(session: Session, org_id: str, annotation_id: str, actor: 
 
 
 def annotation_out(annotation: Annotation) -> AnnotationOut:
-    box = Box(x=annotation.box_x, y=annotation.box_y, width=annotation.box_width, height=annotation.box_height)
+    box = Box(
+        x=annotation.box_x, y=annotation.box_y, width=annotation.box_width, height=annotation.box_height
+    )
     return AnnotationOut(
         id=annotation.id, org_id=annotation.org_id, media_id=annotation.media_id,
         individual_id=annotation.individual_id, box=box, view=annotation.view, quality=annotation.quality,

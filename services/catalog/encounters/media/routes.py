@@ -20,6 +20,7 @@ from services.catalog.shared.problems import Invalid
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])
 PRESIGN_EXPIRY_MAX_S = 7 * 24 * 3600
+ExpiresS = Annotated[int | None, Query(ge=1, le=PRESIGN_EXPIRY_MAX_S)]
 
 
 @router.post(
@@ -55,7 +56,7 @@ def upload_media(
     return JSONResponse(jsonable_encoder(body), status_code=200 if stored.duplicate else 201)
 
 
-@router.get("/orgs/{org_id}/media/{media_id}", response_model=MediaOut, summary="An image's metadata")
+@router.get("/orgs/{org_id}/media/{media_id}", summary="An image's metadata")
 def get_media(org_id: OrgId, media_id: str, db: DbSession) -> MediaOut:
     return MediaOut.model_validate(media_service.get_media(db, org_id, media_id))
 
@@ -70,17 +71,9 @@ def get_media_content(context: CatalogContext, org_id: OrgId, media_id: str, db:
     return Response(data, media_type=media.content_type, headers={"ETag": f'"{media.sha256}"'})
 
 
-@router.get(
-    "/orgs/{org_id}/media/{media_id}/url",
-    response_model=PresignedUrl,
-    summary="A presigned download URL that expires",
-)
+@router.get("/orgs/{org_id}/media/{media_id}/url", summary="A presigned download URL that expires")
 def presign_media(
-    context: CatalogContext,
-    org_id: OrgId,
-    media_id: str,
-    db: DbSession,
-    expires_s: Annotated[int | None, Query(ge=1, le=PRESIGN_EXPIRY_MAX_S)] = None,
+    context: CatalogContext, org_id: OrgId, media_id: str, db: DbSession, expires_s: ExpiresS = None
 ) -> PresignedUrl:
     media = media_service.get_media(db, org_id, media_id)
     lifetime = expires_s or context.settings.presign_expiry_s

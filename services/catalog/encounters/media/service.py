@@ -20,6 +20,7 @@ from finprint.objectstore import ObjectStore
 from finprint.schemas.catalog import EncounterCreate
 from services.catalog.adapters.db.models import Media
 from services.catalog.encounters.media.image_facts import read_image_facts
+from services.catalog.shared.database import inserted
 from services.catalog.shared.problems import NotFound
 from services.catalog.shared.scoping import get_owned
 
@@ -78,9 +79,7 @@ def store_media(
         exif_longitude=facts.longitude,
         uploaded_by=uploaded_by,
     )
-    session.add(media)
-    session.flush()
-    return StoredMedia(media, duplicate=False)
+    return StoredMedia(inserted(session, media), duplicate=False)
 
 
 def store_media_alone(
@@ -105,7 +104,9 @@ def encounter_prefill(media: Media) -> EncounterCreate:
     occurred_at = media.exif_taken_at
     if occurred_at is not None and media.exif_utc_offset_minutes is not None:
         occurred_at = occurred_at.astimezone(timezone(timedelta(minutes=media.exif_utc_offset_minutes)))
-    return EncounterCreate(occurred_at=occurred_at, latitude=media.exif_latitude, longitude=media.exif_longitude)
+    return EncounterCreate(
+        occurred_at=occurred_at, latitude=media.exif_latitude, longitude=media.exif_longitude
+    )
 
 
 def with_exif_defaults(encounter: EncounterCreate | None, media: Media) -> EncounterCreate:

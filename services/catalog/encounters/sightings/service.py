@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from finprint.schemas.catalog import EncounterCreate, EncounterOut, EncounterUpdate
 from services.catalog.adapters.db.models import Annotation, Encounter, Media
 from services.catalog.audit import service as audit
 from services.catalog.individuals.service import get_individual, refresh_sightings
-from services.catalog.shared.paging import fetch_page
+from services.catalog.shared.database import inserted
 from services.catalog.shared.problems import Invalid
 from services.catalog.shared.scoping import get_owned
 
@@ -37,10 +37,7 @@ def local_time(encounter: Encounter) -> datetime | None:
 
 def create_encounter(session: Session, org_id: str, request: EncounterCreate) -> Encounter:
     offset = _offset_minutes(request.occurred_at)
-    encounter = Encounter(org_id=org_id, utc_offset_minutes=offset, **request.model_dump())
-    session.add(encounter)
-    session.flush()
-    return encounter
+    return inserted(session, Encounter(org_id=org_id, utc_offset_minutes=offset, **request.model_dump()))
 
 
 def get_encounter(session: Session, org_id: str, encounter_id: str) -> Encounter:
@@ -64,23 +61,19 @@ def update_encounter(
     session.flush()
     before_json = {k: str(v) if isinstance(v, datetime) else v for k, v in before.items()}
     after_json = request.model_dump(mode="json", exclude_unset=True)
-    audit.append(session, org_id, "encounter", encounter.id, "updated", actor, before=before_json, after=after_json)
+    audit.append(
+        session, org_id, "encounter", encounter.id, "updated", actor, before=before_json, after=after_json
+    )
     if "occurred_at" in changes:
         for individual_id in individual_ids(session, encounter):
             refresh_sightings(session, get_individual(session, org_id, individual_id))
     return encounter
 
 
-def list_encounters(
-    session: Session,
-    org_id: str,
-    *,
-    individual_id: str | None,
-    since: datetime | None,
-    until: datetime | None,
-    offset: int,
-    limit: int,
-) -> tuple[list[Encounter], int]:
+def select_encounters(
+    org_id: str, *, individual_id: str | None, since: datetime | None, until: datetime | None
+) -> Select[tuple[Encounter]]:
+    """The organisation's encounters, newest first, of one individual and in a period when given."""
     query = select(Encounter).where(Encounter.org_id == org_id)
     if individual_id:
         of_individual = (
@@ -93,7 +86,7 @@ def list_encounters(
         query = query.where(Encounter.occurred_at >= since)
     if until:
         query = query.where(Encounter.occurred_at < until)
-    return fetch_page(session, query.order_by(Encounter.occurred_at.desc(), Encounter.id), offset, limit)
+    return query.order_by(Encounter.occurred_at.desc(), Encounter.id)
 
 
 def individual_ids(session: Session, encounter: Encounter) -> list[str]:
