@@ -117,6 +117,7 @@ def test_warm_start_from_an_exported_onnx_reproduces_it_and_trains_on(
     import torch
 
     from finprint.cli import main
+    from finprint_train.config import CONFIG_DIR
     from finprint_train.export import export_embedder
     from finprint_train.model import ExportedEmbedder, FinprintNet
     from finprint_train.warm_start import load_exported_embedder
@@ -134,7 +135,7 @@ def test_warm_start_from_an_exported_onnx_reproduces_it_and_trains_on(
         assert np.abs(e - g.numpy()).max() < 1e-4
 
     config = tmp_path / "warm.toml"
-    smoke = (Path(__file__).resolve().parents[2] / "finprint" / "training" / "configs" / "smoke.toml").read_text()
+    smoke = (CONFIG_DIR / "smoke.toml").read_text()
     config.write_text(smoke.replace('precision = "bf16"', 'precision = "bf16"\nfreeze_batchnorm = true\narcface_init = "class_means"'))
     warm = tmp_path / "warm"
     main(["train", "--config", str(config), "--minutes", "0.15", "--init-checkpoint", str(onnx_path), "--out", str(warm),
