@@ -37,7 +37,10 @@ def test_enrol_identify_confirm_and_merge(deployment: Deployment, humpbacks: lis
         fp.confirm(animal.identification_id, target.code)
         again = fp.identify(target.photos[2]).results[0]
         assert again.candidates[0].individual_id == target.code
-        assert again.candidates[0].score == pytest.approx(1.0, abs=1e-3)
+        # The very photo is now one of the individual's: its best image scores 1.0 (the centroid of its
+        # photos a little less, and the score mixes both, docs/models.md), far above before the confirmation.
+        before = next(c.score for c in animal.candidates if c.individual_id == target.code)
+        assert again.candidates[0].score > before + 0.1
         assert not [i for i in fp.review_queue() if i["id"] == animal.identification_id]
 
         # Two individuals were the same whale: after the merge the matcher answers with the target only.
