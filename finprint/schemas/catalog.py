@@ -35,6 +35,13 @@ class _Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+class _OrgRowOut(_Out):
+    """A row an organisation owns: its id and the organisation's."""
+
+    id: str
+    org_id: str
+
+
 T = TypeVar("T")
 
 
@@ -67,9 +74,7 @@ class UserCreate(Inbound):
     role: Role = "contributor"
 
 
-class UserOut(_Out):
-    id: str
-    org_id: str
+class UserOut(_OrgRowOut):
     email: str
     display_name: str
     role: Role
@@ -87,9 +92,7 @@ class ApiKeyCreate(Inbound):
     role: Role = "contributor"
 
 
-class ApiKeyOut(_Out):
-    id: str
-    org_id: str
+class ApiKeyOut(_OrgRowOut):
     prefix: str
     name: str
     role: Role
@@ -151,9 +154,7 @@ class IndividualUpdate(Inbound):
     representative_media_id: str | None = None
 
 
-class IndividualOut(_Out):
-    id: str
-    org_id: str
+class IndividualOut(_OrgRowOut):
     catalogue_code: str
     name: str | None
     species: str = Field(validation_alias=AliasChoices("species", "species_key"), examples=["humpback_whale"])
@@ -195,27 +196,9 @@ class MergeSplitResult(BaseModel):
 # --- encounters, media ------------------------------------------------------------------------
 
 
-class EncounterCreate(Inbound):
-    occurred_at: AwareDatetime | None = Field(
-        None, examples=["2024-07-14T09:32:00-07:00"], description="When, with its time zone."
-    )
-    latitude: float | None = Field(None, ge=-90, le=90)
-    longitude: float | None = Field(None, ge=-180, le=180)
-    location_name: str | None = Field(None, max_length=200)
-    observer: str | None = Field(None, max_length=200)
-    behaviour: str | None = Field(None, max_length=200)
-    group_size: int | None = Field(None, ge=1, le=GROUP_SIZE_MAX)
-    notes: str | None = Field(None, max_length=NOTES_MAX_LENGTH)
-    created_by: str | None = Field(None, max_length=200)
+class _EncounterFields(Inbound):
+    """What a client may say about an encounter, each field optional: what Create and Update share."""
 
-    @model_validator(mode="after")
-    def _both_coordinates_or_none(self) -> EncounterCreate:
-        if (self.latitude is None) != (self.longitude is None):
-            raise ValueError("give both latitude and longitude, or neither")
-        return self
-
-
-class EncounterUpdate(Inbound):
     occurred_at: AwareDatetime | None = None
     latitude: float | None = Field(None, ge=-90, le=90)
     longitude: float | None = Field(None, ge=-180, le=180)
@@ -226,9 +209,24 @@ class EncounterUpdate(Inbound):
     notes: str | None = Field(None, max_length=NOTES_MAX_LENGTH)
 
 
-class EncounterOut(_Out):
-    id: str
-    org_id: str
+class EncounterCreate(_EncounterFields):
+    occurred_at: AwareDatetime | None = Field(
+        None, examples=["2024-07-14T09:32:00-07:00"], description="When, with its time zone."
+    )
+    created_by: str | None = Field(None, max_length=200)
+
+    @model_validator(mode="after")
+    def _both_coordinates_or_none(self) -> EncounterCreate:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("give both latitude and longitude, or neither")
+        return self
+
+
+class EncounterUpdate(_EncounterFields):
+    pass
+
+
+class EncounterOut(_OrgRowOut):
     occurred_at: datetime | None = Field(description="In the time zone it was recorded in.")
     latitude: float | None
     longitude: float | None
@@ -243,9 +241,7 @@ class EncounterOut(_Out):
     individual_ids: list[str] = Field([], description="Individuals identified in this encounter's media.")
 
 
-class MediaOut(_Out):
-    id: str
-    org_id: str
+class MediaOut(_OrgRowOut):
     encounter_id: str | None
     sha256: str
     content_type: str
@@ -316,9 +312,7 @@ class AnnotationUpdate(Inbound):
     actor: str | None = None
 
 
-class AnnotationOut(BaseModel):
-    id: str
-    org_id: str
+class AnnotationOut(_OrgRowOut):
     media_id: str
     individual_id: str | None
     box: Box
@@ -361,9 +355,7 @@ class DecisionRequest(Inbound):
         return self
 
 
-class IdentificationOut(_Out):
-    id: str
-    org_id: str
+class IdentificationOut(_OrgRowOut):
     annotation_id: str
     media_id: str = Field(description="The photo under review.")
     box: Box = Field(description="Where the animal under review is in that photo.")
@@ -505,9 +497,7 @@ class IngestJobUpdate(Inbound):
     status: IngestJobStatus
 
 
-class IngestJobOut(_Out):
-    id: str
-    org_id: str
+class IngestJobOut(_OrgRowOut):
     name: str
     source: str | None
     status: IngestJobStatus
