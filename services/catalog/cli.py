@@ -17,9 +17,9 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 
 from finprint.schemas.catalog import ApiKeyCreate, OrganisationCreate
+from services.catalog.accounts import service as accounts
 from services.catalog.adapters.db import migrate
 from services.catalog.adapters.db.engine import make_engine, make_session_factory
-from services.catalog.accounts import service as accounts
 from services.catalog.settings import CatalogSettings
 
 ROLES = ("admin", "reviewer", "contributor", "viewer")

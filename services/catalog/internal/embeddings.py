@@ -34,7 +34,7 @@ def embedding_page(session: Session, *, cursor: str | None, limit: int, org_id: 
     if org_id:
         query = query.where(Annotation.org_id == org_id)
     rows = session.execute(query).all()
-    records = [embedding_record(annotation, individual, annotation.change_seq) 
+    records = [embedding_record(annotation, individual, annotation.change_seq)
                for annotation, individual in rows]
     next_cursor = f"{head}.{records[-1].embedding_id}" if len(records) == limit else None
     return EmbeddingPage(records=records, next_cursor=next_cursor, head_seq=head)

@@ -1,4 +1,4 @@
-"""Idempotent creation: the one way a creating POST writes, commits and answers.
+"""Idempotent creation: how a POST that creates an organisation's data writes, commits and answers.
 
 With an ``Idempotency-Key`` the answer is stored with the key (per organisation) in the same
 transaction as what the request created, so a retry gets the first answer (``Idempotent-Replayed:
@@ -7,7 +7,7 @@ is simply written and committed.
 
 A route declares :data:`Creation` and hands it its body and the function that writes::
 
-    def add_comment(org_id: OrgId, payload: CommentCreate, db: DbSession, create: Creation) -> Any:
+    def add_comment(org_id: OrgId, payload: CommentCreate, db: DbSession, create: Creation) -> JSONResponse:
         return create(payload, lambda: CommentOut.model_validate(comments.add_comment(db, org_id, payload)))
 """
 

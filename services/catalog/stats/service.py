@@ -38,5 +38,5 @@ def catalogue_stats(session: Session, org_id: str) -> CatalogueStats:
     )
 
 
-def _count(session: Session, model: type[Media] | type[Encounter], org_id: str) -> int:
+def _count(session: Session, model: type[Media | Encounter], org_id: str) -> int:
     return session.scalar(select(func.count()).select_from(model).where(model.org_id == org_id)) or 0
