@@ -143,6 +143,7 @@ class MatcherRuntime:
         self.gallery = self._empty_gallery()
         self.loaded = False
         self._snapshot_seq: int | None = None
+        self._snapshot_restored = False
         self._sync_lock = asyncio.Lock()
         self._snapshot_lock = asyncio.Lock()
         self._reconcile_lock = asyncio.Lock()
@@ -156,12 +157,16 @@ class MatcherRuntime:
     async def load(self) -> None:
         """The initial state: snapshot + replay, or a rebuild from the catalogue."""
         await self.refresh_thresholds()
-        restored = await self._restore_snapshot()
-        if restored is None:
-            await self.rebuild()
-        else:
-            self.gallery = restored
+        # A retry after a failed catch-up (the catalog not up yet) keeps the snapshot it restored.
+        if not self._snapshot_restored:
+            restored = await self._restore_snapshot()
+            if restored is not None:
+                self.gallery = restored
+                self._snapshot_restored = True
+        if self._snapshot_restored:
             await self.sync()
+        else:
+            await self.rebuild()
         # A snapshot only makes the start faster; before serving, check that what it gave (plus the
         # replay) is what the catalogue holds, and rebuild when it is not.
         await self.reconcile("start")
