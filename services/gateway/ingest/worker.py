@@ -200,10 +200,7 @@ class Worker:
             except DependencyUnavailable:
                 pass  # their leases expire instead (and then the attempt counts)
         for key in {o.reindex for o in outcomes if isinstance(o, Outcome) and o.reindex}:
-            try:
-                await self.pipeline.sync(*key)
-            except DependencyUnavailable:
-                pass  # the matcher also pulls the catalogue's changes by itself, a little later
+            await self._enrolment().index_soon(*key)  # once per batch and key, not per item
         for item, outcome in zip(items, outcomes):
             if not isinstance(outcome, Outcome):
                 continue  # a service failed: given back above, or taken again when its lease expires
@@ -276,8 +273,7 @@ class Worker:
                      times: StageTimes) -> Outcome:
         """The item's photo through the enrolment service, as its own encounter; indexed per batch."""
         org_id, actor = item["org_id"], item["job_options"].get("uploaded_by")
-        enrolment = EnrolmentService(TimedPipeline(self.pipeline, times), self.catalog,
-                                     self.settings.encounter_photo_concurrency)
+        enrolment = self._enrolment(times)
         try:
             analyses = await enrolment.analyse(org_id, [upload], known_cetacean=row.individual_id is not None)
         except NoCetacean as missed:
@@ -297,6 +293,11 @@ class Worker:
                   "decision": enrolled.decision, "individual_id": row.individual_id, "animals": results_of(enrolled)}
         reindex = (org_id, enrolled.species_to_index) if enrolled.species_to_index else None
         return Outcome("done", result, media_id=result["media_id"], reindex=reindex)
+
+    def _enrolment(self, times: StageTimes | None = None) -> EnrolmentService:
+        """The enrolment service, its model calls timed into ``times`` when given."""
+        pipeline = self.pipeline if times is None else TimedPipeline(self.pipeline, times)
+        return EnrolmentService(pipeline, self.catalog, self.settings.encounter_photo_concurrency)
 
     def _row(self, item: dict[str, Any]) -> ManifestRow:
         try:
