@@ -28,6 +28,8 @@ import numpy as np
 
 from finprint.client import FinprintClient
 from finprint_train.evaluation.api import ApiEvaluation, SpeciesAnswers
+from finprint_train.evaluation.encounters import encounter_of
+from finprint_train.evaluation.encounters import measure as measure_encounters
 from finprint_train.evaluation.fullframe import full_frame_sets
 from finprint_train.evaluation.fullframe import measure as measure_full_frames
 from finprint_train.evaluation.offline import OfflineEmbedder, ranked_labels
@@ -104,6 +106,7 @@ def evaluate_api(
         "protocol_config": config.__dict__, "offline_model": offline.card.version,
         "species": {}, "rejection": {},
     }
+    encounters = encounter_of(data_dir)
     with FinprintClient(target.url, api_key=target.api_key, timeout_s=target.timeout_s) as client:
         api = ApiEvaluation(client, target.tag, target.concurrency)
         for name, sp in protocol.species.items():
@@ -112,6 +115,7 @@ def evaluate_api(
             log.info("species %s: %s", name, sp.counts())
             answers = api.run_species(sp)
             report["species"][name] = species_report(offline, sp, answers)
+            report["species"][name]["encounters"] = measure_encounters(api, sp, answers, encounters)
             report["api_models"] = sorted({a.embedder for a in answers.queries if a.embedder})
             log.info("species %s: %s", name, json.dumps(report["species"][name]["stages"]))
         report["full_frames"] = {
@@ -147,6 +151,15 @@ def markdown(report: dict[str, Any]) -> str:
                 f"| {sp} | {stage} | {s['map5']:.3f} ({s['map5_ci'][0]:.3f}-{s['map5_ci'][1]:.3f}) | {s['top1']:.3f} | "
                 f"{s['top5']:.3f} | {s['new_recall']:.3f} | {s['queries']} | {'' if loss is None else f'{loss:+.3f}'} |"
             )
+    lines += ["", "Encounters: the query photos of one individual in one encounter (belugas by `encounter_id`, the "
+              "others by individual) identified one at a time (`/v1/identify`) and together "
+              "(`/v1/encounters:identify`).", "",
+              "| species | encounters (photos) | one photo at a time | the encounter together |", "|---|---|---|---|"]
+    for sp, r in report["species"].items():
+        e = r.get("encounters")
+        if e:
+            lines.append(f"| {sp} | {e['encounters']} ({e['photos']}) | {e['single_photo']['map5']:.3f} | "
+                         f"{e['encounter']['map5']:.3f} |")
     lines += ["", "Full frames (the animal small in the photo), against the same gallery: the API (whole photo) and "
               "the model offline on the whole photo, the detector's box, and that box grown 2x.", "",
               "| photos | queries | API | whole | detector box | box grown 2x |", "|---|---|---|---|---|---|"]

@@ -46,5 +46,8 @@ def test_api_scores_within_005_of_the_model_offline_on_the_same_photos(tmp_path:
         assert result["api_rejected_queries"] == 0, species
         assert stages["api"]["map5"] >= stages["model"]["map5"] - ALLOWED_GAP, (species, stages)
         assert stages["model"]["map5"] > 0.3, (species, stages)  # a real model, not two equal failures
+        encounters = result["encounters"]
+        assert encounters["encounters"] >= 5, species
+        assert encounters["encounter"]["map5"] >= encounters["single_photo"]["map5"], (species, encounters)
     for folder, rejection in report["rejection"].items():
         assert rejection["rejected"] >= 0.9, (folder, rejection)
