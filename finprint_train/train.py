@@ -423,6 +423,7 @@ def train(
                 record = {
                     "step": trainer.step,
                     "minutes": round(trainer.elapsed / 60, 2),
+                    "elapsed_s": trainer.elapsed,  # unrounded: where the budget stopped the run
                     "progress": round(progress, 4),
                     "size": cfg.image_size_at(progress),
                     "lr_backbone": trainer.optimizer.param_groups[0]["lr"],
