@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -97,3 +100,80 @@ def start_worker(tmp_path: Path) -> Iterator:
     yield start
     for process in started:
         process.stop()
+
+
+class RequestGate:
+    """A TCP forwarder in front of one service that can stop letting requests through.
+
+    Once :meth:`hold_requests` is called, whatever a client sends is held, neither forwarded nor
+    refused: the request's sender waits for an answer that does not come (its connection stays
+    open, so it sees no failure to retry or give up on). Answers already under way still reach it.
+    A test uses it to know where a process is: a worker whose detector call is held is inside a
+    batch, so it cannot be recording that batch's outcomes at the same time.
+    """
+
+    def __init__(self, upstream_url: str) -> None:
+        upstream = urlsplit(upstream_url)
+        self._upstream = (upstream.hostname or "127.0.0.1", upstream.port or 80)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self._holding = threading.Event()
+        self._held = threading.Event()
+        self._closed = threading.Event()
+        self._sockets: list[socket.socket] = [self._listener]
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, name="request-gate", daemon=True).start()
+
+    def hold_requests(self) -> None:
+        self._holding.set()
+
+    def wait_until_a_request_is_held(self, timeout_s: float, who: str) -> None:
+        if not self._held.wait(timeout_s):
+            raise AssertionError(f"{who} sent no request in {timeout_s:.0f} s once the gate held them")
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+
+    def _track(self, *sockets: socket.socket) -> None:
+        with self._lock:
+            self._sockets.extend(sockets)
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._listener.accept()
+                upstream = socket.create_connection(self._upstream)
+            except OSError:
+                return
+            self._track(client, upstream)
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, is_request: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if is_request and self._holding.is_set():
+                    self._held.set()
+                    self._closed.wait()  # held until the test ends; the connection stays open
+                    return
+                sink.sendall(data)
+            sink.shutdown(socket.SHUT_WR)  # the end of this direction, passed on
+        except OSError:
+            pass  # either side went away (the client was killed, or the gate closed)
+
+
+@pytest.fixture
+def request_gate() -> Iterator:
+    """Make :class:`RequestGate`s in front of services (closed at the end)."""
+    gates: list[RequestGate] = []
+
+    def make(upstream_url: str) -> RequestGate:
+        gates.append(RequestGate(upstream_url))
+        return gates[-1]
+
+    yield make
+    for gate in gates:
+        gate.close()

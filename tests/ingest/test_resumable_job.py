@@ -118,20 +118,18 @@ def _annotations_per_media(database_url: str) -> dict[str, tuple[int, int]]:
         engine.dispose()
 
 
-def _wait_until_holding(database_url: str, job_id: str, worker: str, at_least_done: int) -> None:
-    """Until ``worker`` holds leased items and the job is well under way."""
+def _wait_until_final(database_url: str, job_id: str, at_least: int) -> None:
+    """Until ``at_least`` of the job's items are final: the job is well under way."""
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        items = _items(database_url, job_id)
-        done = sum(i["status"] in FINAL for i in items)
-        if done >= at_least_done and any(i["status"] == "running" and i["worker_id"] == worker for i in items):
+        if sum(i["status"] in FINAL for i in _items(database_url, job_id)) >= at_least:
             return
         time.sleep(0.05)
-    raise AssertionError(f"{worker} never held items after {at_least_done} were done")
+    raise AssertionError(f"fewer than {at_least} items were final after 300 s")
 
 
 def test_killed_worker_job_finishes_once_and_resubmission_adds_nothing(
-        system: tuple[RunningSystem, str], manifest: Manifest, start_worker) -> None:
+        system: tuple[RunningSystem, str], manifest: Manifest, start_worker, request_gate) -> None:
     running, database_url = system
     api_key = KeyMaker(["--database-url", database_url])("ingest-lab", "contributor")
     created = run_ingest_cli(manifest, running.gateway_url, api_key, "--no-wait")
@@ -139,17 +137,34 @@ def test_killed_worker_job_finishes_once_and_resubmission_adds_nothing(
     assert created["total"] == len(manifest.rows) == 241
 
     env = worker_env(running, **FAST_LEASE)
-    doomed, survivor = start_worker("worker-a", job_id, env), start_worker("worker-b", job_id, env)
-    _wait_until_holding(database_url, job_id, "worker-a", at_least_done=60)
-    os.kill(doomed.pid, signal.SIGKILL)
+    # worker-a reaches the detector through a gate, so that the test knows when it is in the middle of
+    # a batch: its items are recorded only once the whole batch is processed, so while one of its
+    # detector calls is held it holds leases it cannot complete nor give back. Killed at any other
+    # moment, it may be recording its outcomes: a complete already sent lands after the kill, and its
+    # item was rightly finished by the killed worker itself, on its first attempt.
+    gate = request_gate(running.urls["detector"])
+    doomed = start_worker("worker-a", job_id, {**env, "FINPRINT_GATEWAY_DETECTOR_URL": gate.url})
+    survivor = start_worker("worker-b", job_id, env)
+    _wait_until_final(database_url, job_id, at_least=60)
+    gate.hold_requests()
+    gate.wait_until_a_request_is_held(300, "worker-a")
+    # Its leases are renewed while it waits, so no one else has taken its batch yet.
     orphaned = {i["id"] for i in _items(database_url, job_id) if i["status"] == "running" and i["worker_id"] == "worker-a"}
+    assert orphaned, "worker-a was waiting on the detector inside a batch, yet held no leased item"
+    os.kill(doomed.pid, signal.SIGKILL)
     assert doomed.proc.wait(10) == -signal.SIGKILL
     assert survivor.proc.wait(400) == 0, survivor.log_tail()
 
-    # The job finished: every item is final, and worker-a's leased items were taken over and finished.
+    # The job finished: every item is final, and worker-a's leased items were taken over once their
+    # leases expired and finished: the expired lease counts as an attempt (a release does not, and
+    # worker-a released nothing), which is what lets the next worker replay an enrolment worker-a may
+    # have committed instead of taking the photo for a duplicate of itself.
     items = {i["item_key"]: i for i in _items(database_url, job_id)}
     assert {i["status"] for i in items.values()} <= FINAL
-    assert orphaned and all(i["status"] in FINAL and i["attempts"] >= 2 for i in items.values() if i["id"] in orphaned)
+    left_behind = [i for i in items.values() if i["id"] in orphaned]
+    not_retried = [(i["item_key"], i["status"], i["attempts"], i["worker_id"]) for i in left_behind
+                   if i["status"] not in FINAL or i["attempts"] < 2 or i["worker_id"] == "worker-a"]
+    assert not not_retried, f"worker-a's items not finished on a later attempt by another worker: {not_retried}"
     with httpx.Client(base_url=running.gateway_url, headers={"X-API-Key": api_key}) as api:
         job = api.get(f"/v1/ingest/jobs/{job_id}").json()
         failed = api.get(f"/v1/ingest/jobs/{job_id}/items", params={"status": "failed", "limit": 500}).json()["items"]
