@@ -57,6 +57,7 @@ import numpy as np
 from PIL import Image
 
 from bench import SHARED_CORES_MODEL_SETTINGS
+from bench.arguments import BenchmarkParser
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -811,27 +812,11 @@ def ratios(results: dict[str, object]) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--full",
-        action="store_true",
-        help="5,000 enrolled photos and more requests per level (default: quick sizes)",
-    )
-    parser.add_argument("--gallery", type=int, default=None, help="photos to enrol (quick 300, full 5000)")
-    parser.add_argument(
-        "--requests-c1",
-        type=int,
-        default=None,
-        help="identify requests at concurrency 1, per photo kind (quick 30, full 200)",
-    )
-    parser.add_argument(
-        "--requests",
-        type=int,
-        default=None,
-        help="identify requests at concurrency 8 and 32, per photo kind (quick 64, full 400)",
-    )
+    parser = BenchmarkParser(__doc__, full="5,000 enrolled photos and more requests per level (default: quick sizes)")
+    parser.add_size("--gallery", int, quick=300, full=5000, help="photos to enrol")
+    parser.add_size("--requests-c1", int, quick=30, full=200, help="identify requests at concurrency 1, per photo kind")
+    parser.add_size("--requests", int, quick=64, full=400,
+                    help="identify requests at concurrency 8 and 32, per photo kind")
     parser.add_argument(
         "--memory-gallery",
         type=int,
@@ -843,13 +828,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--rounds", type=int, default=3, help="passes of the raw onnxruntime peer (best kept)"
     )
-    parser.add_argument("--json", type=Path, default=None, help="write the results here")
-    args = parser.parse_args()
-    quick = not args.full
-    args.gallery = args.gallery if args.gallery is not None else (300 if quick else 5000)
-    args.requests_c1 = args.requests_c1 if args.requests_c1 is not None else (30 if quick else 200)
-    args.requests = args.requests if args.requests is not None else (64 if quick else 400)
-    return args
+    return parser.parse()
 
 
 def main() -> None:

@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bench.arguments import BenchmarkParser
+
 if TYPE_CHECKING:  # the torch worker runs under the training interpreter, which has no httpx
     import httpx
 
@@ -392,7 +394,7 @@ def torch_status(torch_python: Path) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = BenchmarkParser(__doc__.split("\n")[0])
     parser.add_argument("--model-repository", type=Path, default=REPO / "model_repository")
     parser.add_argument("--crops", type=Path, default=DEFAULT_CROPS, help="folder of JPEG crops")
     parser.add_argument("--count", type=int, default=64, help="how many crops (a multiple of 32)")
@@ -402,9 +404,8 @@ def main() -> None:
     parser.add_argument("--torch-checkpoint", type=Path, default=None,
                         help="a training checkpoint for the PyTorch column (default: the ONNX file's own weights)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["http", "in_process", "onnxruntime", "torch"])
-    parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--torch-worker", type=Path, default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parser.parse()
     if args.torch_worker:
         torch_worker(args.torch_worker, args.torch_checkpoint, args.threads)
         return

@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from bench import SHARED_CORES_MODEL_SETTINGS
+from bench.arguments import BenchmarkParser
 from finprint_testing.postgres import start_postgres
 from finprint_testing.system import separate_services
 
@@ -95,12 +96,11 @@ def print_table(results: list[dict]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = BenchmarkParser(__doc__)
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--batch-size", default="8", help="FINPRINT_GATEWAY_INGEST_BATCH_SIZE of the workers")
-    parser.add_argument("--json", type=Path, default=None, help="also write the results here")
-    args = parser.parse_args()
+    args = parser.parse()
     settings = {"FINPRINT_GATEWAY_INGEST_BATCH_SIZE": args.batch_size, "FINPRINT_GATEWAY_INGEST_POLL_S": "0.2"}
     results = []
     with tempfile.TemporaryDirectory() as tmp, start_postgres() as postgres, postgres.fresh_database() as url:

@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.arguments import BenchmarkParser
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 HUMPBACKS = DATA / "kaggle_humpback2019"
@@ -530,18 +532,12 @@ def page_c8() -> dict[str, Any] | None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--full", action="store_true", help="longer: 300 s of load on a 300-photo gallery")
-    parser.add_argument("--duration", type=float, default=None, help="seconds of mixed load (quick 60, full 300)")
-    parser.add_argument("--c8-duration", type=float, default=None, help="seconds of the c=8 measure (quick 20, full 60)")
-    parser.add_argument("--gallery", type=int, default=None, help="photos enrolled first (quick 90, full 300)")
+    parser = BenchmarkParser(__doc__, full="longer: 300 s of load on a 300-photo gallery")
+    parser.add_size("--duration", float, quick=60.0, full=300.0, help="seconds of mixed load")
+    parser.add_size("--c8-duration", float, quick=20.0, full=60.0, help="seconds of the c=8 measure")
+    parser.add_size("--gallery", int, quick=90, full=300, help="photos enrolled first")
     parser.add_argument("--keys", type=int, default=32, help="the lab's API keys the researchers' requests rotate over")
-    parser.add_argument("--json", type=Path, default=None, help="write the results here")
-    args = parser.parse_args()
-    args.duration = args.duration or (300.0 if args.full else 60.0)
-    args.c8_duration = args.c8_duration or (60.0 if args.full else 20.0)
-    args.gallery = args.gallery or (300 if args.full else 90)
-    return args
+    return parser.parse()
 
 
 def main() -> None:

@@ -45,6 +45,7 @@ import faiss
 import numpy as np
 from fastapi import FastAPI
 
+from bench.arguments import BenchmarkParser
 from finprint.schemas.embeddings import ChangePage, EmbeddingPage, IndexKey, encode_vector
 from services.matcher.app import index_policy
 from services.matcher.domain.index import IndexedImage, IndexPolicy, VectorIndex
@@ -478,11 +479,8 @@ def ratios(rows: list[Row]) -> list[dict]:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = BenchmarkParser(__doc__, full="add a 1M gallery")
     parser.add_argument("--sizes", default="10000,100000", help="gallery sizes, comma separated")
-    parser.add_argument("--full", action="store_true", help="add a 1M gallery")
     parser.add_argument("--queries", type=int, default=400, help="batch-1 queries timed per engine")
     parser.add_argument(
         "--flat-queries",
@@ -530,8 +528,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--real-limit", type=int, default=3000)
     parser.add_argument("--model-repository", type=Path, default=None)
     parser.add_argument("--work-dir", default="/tmp/finprint-bench-matcher")
-    parser.add_argument("--json", type=Path, default=None, help="write the results here")
-    return parser.parse_args()
+    return parser.parse()
 
 
 def main() -> None:

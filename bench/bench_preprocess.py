@@ -20,6 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from bench.arguments import BenchmarkParser
 from finprint.imaging import ImageLimits, load_model_input
 
 DEFAULT_PHOTOS = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "curvrank_examples" / "images"
@@ -61,13 +62,12 @@ def embedder_input_size() -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = BenchmarkParser(__doc__.split("\n")[0])
     parser.add_argument("--photos", type=Path, default=DEFAULT_PHOTOS)
     parser.add_argument("--size", type=int, default=None,
                         help="model input side (default: the shipped embedder's input_size)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--json", type=Path, default=None, help="write the results here")
-    args = parser.parse_args()
+    args = parser.parse()
     if args.size is None:
         args.size = embedder_input_size()
 

@@ -192,6 +192,7 @@ def print_table(data: dict) -> None:
 
 
 def main() -> None:
+    # Not bench.arguments: this file runs again inside the baseline revision's tree, which may not have it.
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photos", type=int, default=4, help="individuals per kind of photo (each up to 4 photos)")
     parser.add_argument("--baseline", default=BASELINE, help="the revision measured as 'before'")

@@ -25,6 +25,7 @@ from typing import Literal
 
 import numpy as np
 from PIL import Image
+from pydantic import BaseModel, Field
 
 from finprint.problems import InvalidImage, Problem
 
@@ -62,6 +63,20 @@ class ImageLimits:
     input is 224 px and more): any answer about it would be noise, so it is refused."""
 
 
+class ImageLimitSettings(BaseModel):
+    """The limits of a service that reads photos, mixed into its settings (``FINPRINT_<SERVICE>_MAX_IMAGE_BYTES`` ...)."""
+
+    max_image_bytes: int = Field(ImageLimits.max_bytes, gt=0, description="Largest photo accepted, bytes (413 beyond).")
+    max_image_pixels: int = Field(
+        ImageLimits.max_pixels, gt=0,
+        description="Largest photo accepted, width x height, read from its header before any pixel is decoded "
+        "(413 beyond: the decompression-bomb guard).",
+    )
+
+    def image_limits(self) -> ImageLimits:
+        return ImageLimits(max_bytes=self.max_image_bytes, max_pixels=self.max_image_pixels)
+
+
 @dataclass(frozen=True)
 class ImageInfo:
     """The photo as a viewer sees it (EXIF orientation applied)."""
@@ -69,6 +84,11 @@ class ImageInfo:
     format: ImageFormat
     width: int
     height: int
+
+    @property
+    def whole_photo(self) -> Box:
+        """The box of the whole photo: what a call without a box means."""
+        return (0.0, 0.0, float(self.width), float(self.height))
 
 
 @dataclass(frozen=True)
@@ -251,7 +271,7 @@ def load_model_input(
     with image:
         orientation = _orientation(image, data, fmt, limits)
         info = _upright_info(image, fmt, orientation)
-        region = _checked_box(box, info) if box is not None else (0.0, 0.0, float(info.width), float(info.height))
+        region = _checked_box(box, info) if box is not None else info.whole_photo
         reduced_by = 1
         if reduced_decoding and fmt == "jpeg":
             reduced_by = _draft(image, region, size)

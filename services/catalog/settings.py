@@ -3,12 +3,12 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from finprint.imaging import ImageLimits
+from finprint.imaging import ImageLimitSettings
 from finprint.objectstore import ObjectStoreSettings
 from finprint.settings import ServiceSettings
 
 
-class CatalogSettings(ServiceSettings, ObjectStoreSettings):
+class CatalogSettings(ServiceSettings, ObjectStoreSettings, ImageLimitSettings):
     """Settings of the catalog (env prefix ``FINPRINT_CATALOG_``)."""
 
     model_config = SettingsConfigDict(env_prefix="FINPRINT_CATALOG_", extra="ignore")
@@ -30,11 +30,4 @@ class CatalogSettings(ServiceSettings, ObjectStoreSettings):
         description="Base URL clients reach the catalog's /v1/objects route at (local object store); "
         "empty gives URLs relative to the catalog.",
     )
-    max_image_pixels: int = Field(
-        64_000_000, gt=0, description="Largest image accepted, width x height (decompression-bomb guard)."
-    )
-
     page_size_max: int = Field(1000, ge=1, description="Largest page a list endpoint returns.")
-
-    def image_limits(self) -> ImageLimits:
-        return ImageLimits(max_bytes=self.max_body_bytes, max_pixels=self.max_image_pixels)

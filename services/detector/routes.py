@@ -76,7 +76,7 @@ async def detect(request: Request, runtime: Annotated[DetectorRuntime, Depends(d
     data = await read_photo(request)
     detector = await runtime.loaded()
     settings = runtime.settings
-    limits = ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    limits = settings.image_limits()
     try:
         model_input = await run_in_threadpool(
             load_model_input, data, detector.card.input_size, limits, trim_letterbox=detector.card.trim_letterbox

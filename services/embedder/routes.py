@@ -102,7 +102,7 @@ async def embed(
                       slug="too-many-images")
     crops = parse_boxes(boxes, len(images))
     card = await runtime.card()
-    limits = ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    limits = settings.image_limits()
     try:
         pixels = await asyncio.gather(
             *(_model_input(upload, box, card, limits, i) for i, (upload, box) in enumerate(zip(images, crops)))

@@ -5,11 +5,12 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from finprint.imaging import ImageLimitSettings
 from finprint.model_repository import OnnxModelSettings
 from finprint.settings import ServiceSettings
 
 
-class EmbedderSettings(ServiceSettings, OnnxModelSettings):
+class EmbedderSettings(ServiceSettings, OnnxModelSettings, ImageLimitSettings):
     """Settings of the embedder (env prefix ``FINPRINT_EMBEDDER_``)."""
 
     model_config = SettingsConfigDict(env_prefix="FINPRINT_EMBEDDER_", extra="ignore", protected_namespaces=())
@@ -32,7 +33,3 @@ class EmbedderSettings(ServiceSettings, OnnxModelSettings):
         2.0, ge=0, description="onnxruntime backend: how long a batch waits for more requests before it runs."
     )
     max_images_per_request: int = Field(64, ge=1, description="Most images in one /v1/embed or /v1/embed/pixels request.")
-    max_image_bytes: int = Field(25 * 1024 * 1024, gt=0, description="Largest image part accepted, bytes (413).")
-    max_image_pixels: int = Field(
-        64_000_000, gt=0, description="Largest image part accepted, pixels, checked from the header before decoding (413)."
-    )

@@ -3,13 +3,14 @@ from __future__ import annotations
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from finprint.imaging import ImageLimitSettings
 from finprint.outbound import AllowRule, OutboundGuard
 from finprint.settings import ServiceSettings
 
 OUTBOUND_ALLOW_VARIABLE = "FINPRINT_GATEWAY_OUTBOUND_ALLOW"
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(ServiceSettings, ImageLimitSettings):
     """Settings of the gateway (env prefix ``FINPRINT_GATEWAY_``)."""
 
     model_config = SettingsConfigDict(env_prefix="FINPRINT_GATEWAY_", extra="ignore")
@@ -25,17 +26,9 @@ class GatewaySettings(ServiceSettings):
     catalog_url: str = Field("http://127.0.0.1:8004", description="Base URL of the catalog service.")
     decode_once: bool = Field(
         True,
-        description="Decode each photo once here and send the detector and the embedder its pixels, when the "
-        "two take the same input (their GET /v1/model); off: each service gets the photo's bytes and decodes "
-        "them itself.",
-    )
-    max_image_bytes: int = Field(
-        25 * 1024 * 1024, gt=0, description="Largest photo decoded here, bytes (413 beyond; with decode_once)."
-    )
-    max_image_pixels: int = Field(
-        64_000_000, gt=0,
-        description="Largest photo decoded here, pixels, checked from the header before decoding (413; with "
-        "decode_once).",
+        description="Decode each photo once here (within max_image_bytes and max_image_pixels) and send the "
+        "detector and the embedder its pixels, when the two take the same input (their GET /v1/model); off: "
+        "each service gets the photo's bytes and decodes them itself.",
     )
     jwt_secret: SecretStr | None = Field(
         None,

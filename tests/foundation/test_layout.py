@@ -107,8 +107,8 @@ def test_each_service_has_the_standard_parts(service: str) -> None:
     root = REPO / "services" / service
     for part in ("app.py", "settings.py", "adapters"):
         assert (root / part).exists(), f"services/{service}/{part} is missing"
-    # Its image: its own Dockerfile, or the shared services/Dockerfile with its build arguments.
-    assert (root / "Dockerfile").is_file() or (REPO / "services" / "Dockerfile").is_file()
+    # Its image is the shared services/Dockerfile with its build arguments (tests/foundation/test_compose.py).
+    assert not (root / "Dockerfile").exists(), f"services/{service}/Dockerfile: build services/Dockerfile instead"
     if service in DOMAIN_PACKAGED:
         assert [*root.glob("*/routes.py"), *root.glob("*/*/routes.py")], f"services/{service} has no domain routes"
         assert not (root / "domain").exists() and not (root / "routes.py").exists(), "one layout, not two"

@@ -46,10 +46,6 @@ class DecodedPhoto:
     region: Box
     """The part of the photo the pixels show (the whole photo less any letterbox bars)."""
 
-    @property
-    def whole_photo(self) -> tuple[int, int, int, int]:
-        return (0, 0, self.info.width, self.info.height)
-
 
 class SharedInput:
     """Whether the detector and the embedder take the same input, and decoding into it.
@@ -131,8 +127,8 @@ class Pipeline:
 
     @classmethod
     def for_peers(cls, peers: Peers, settings: GatewaySettings, decode_seconds: Histogram | None = None) -> Pipeline:
-        limits = ImageLimits(max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
-        shared = SharedInput(peers.detector, peers.embedder, limits, settings.decode_once, decode_seconds)
+        shared = SharedInput(peers.detector, peers.embedder, settings.image_limits(), settings.decode_once,
+                             decode_seconds)
         return cls(peers.detector, peers.embedder, peers.matchers, shared)
 
     async def decode(self, image: bytes) -> DecodedPhoto | None:
@@ -176,7 +172,7 @@ class Pipeline:
     async def _embed_regions(self, image: bytes, filename: str, content_type: str,
                              regions: list[tuple[int, int, int, int]],
                              decoded: DecodedPhoto | None) -> tuple[EmbedResponse, list[np.ndarray]]:
-        if decoded is not None and regions == [decoded.whole_photo]:
+        if decoded is not None and regions == [decoded.info.whole_photo]:
             try:
                 return self._parsed(await self.embedder.request(
                     "POST", "/v1/embed/pixels", params={"embedding_encoding": "base64"},
