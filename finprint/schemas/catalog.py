@@ -369,6 +369,9 @@ class IdentificationOut(_OrgRowOut):
     decided_by: str | None
     decided_at: datetime | None
     created_at: datetime
+    encounter_id: str | None = Field(None, description="The sighting of the photo under review.")
+    occurred_at: datetime | None = Field(None, description="When it was taken, in the sighting's time zone.")
+    location_name: str | None = Field(None, description="Where it was taken.")
 
 
 # --- enrolment (one transaction) ---------------------------------------------------------------
@@ -545,10 +548,11 @@ class MonthCount(BaseModel):
 
 
 class CatalogueStats(BaseModel):
-    """Figures for charts."""
+    """Figures for charts. ``encounters_by_month`` and ``encounters_undated`` add up to ``encounters``."""
 
     individuals_by_species: dict[str, int] = Field(examples=[{"humpback_whale": 412, "beluga": 88}])
     encounters_by_month: list[MonthCount]
+    encounters_undated: int = Field(0, description="Encounters without a date (in no month).")
     identifications_by_decision: dict[str, int] = Field(examples=[{"pending": 12, "confirmed": 300}])
     media: int
     encounters: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -15,6 +16,7 @@ from finprint.schemas.catalog import (
     MergeRequest,
     MergeSplitResult,
     Page,
+    Sex,
     SpeciesOut,
     SplitRequest,
 )
@@ -57,11 +59,16 @@ def list_individuals(
     include_merged: Annotated[bool, Query(description="Browse merged ones too (lookups always do).")] = False,
     ids: Annotated[str | None, Query(description="Look up these ids (comma-separated).")] = None,
     catalogue_code: Annotated[str | None, Query(description="Look up this exact catalogue code.")] = None,
+    sex: Sex | None = None,
+    since: Annotated[datetime | None, Query(description="Seen on or after (with a time zone).")] = None,
+    until: Annotated[datetime | None, Query(description="Seen before (with a time zone).")] = None,
+    location: Annotated[str | None, Query(max_length=200, description="Seen at a place whose name holds this.")]
+    = None,
 ) -> Page[IndividualOut]:
     id_list = [i for i in (ids or "").split(",") if i]
     found = individuals.select_individuals(
         org_id, species=species, search=q, include_merged=include_merged, ids=id_list,
-        catalogue_code=catalogue_code,
+        catalogue_code=catalogue_code, sex=sex, seen_since=since, seen_until=until, seen_at=location,
     )
     return paged(db, found, offset, limit, IndividualOut.model_validate)
 

@@ -7,6 +7,7 @@ gets a change event, so the matcher follows; first/last seen are recomputed afte
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select
@@ -17,6 +18,7 @@ from services.catalog.adapters.db.models import Annotation, Encounter, Individua
 from services.catalog.audit import service as audit
 from services.catalog.internal.change_log import record_change
 from services.catalog.shared.database import inserted
+from services.catalog.shared.filters import contains, sighting_conditions
 from services.catalog.shared.problems import Conflict, Invalid
 from services.catalog.shared.scoping import get_owned
 
@@ -95,9 +97,14 @@ def select_individuals(
     include_merged: bool,
     ids: Sequence[str] = (),
     catalogue_code: str | None = None,
+    sex: str | None = None,
+    seen_since: datetime | None = None,
+    seen_until: datetime | None = None,
+    seen_at: str | None = None,
 ) -> Select[tuple[Individual]]:
     """Browse (active ones unless ``include_merged``), or look up by ids / exact catalogue code
-    (merged ones included: an old code or id must still be found)."""
+    (merged ones included: an old code or id must still be found). ``seen_since``, ``seen_until`` and
+    ``seen_at`` keep the individuals with a sighting in that period and at a place of that name."""
     query = select(Individual).where(Individual.org_id == org_id)
     lookup = bool(ids) or catalogue_code is not None
     if ids:
@@ -106,11 +113,19 @@ def select_individuals(
         query = query.where(Individual.catalogue_code == catalogue_code)
     if species:
         query = query.where(Individual.species_key == species)
+    if sex:
+        query = query.where(Individual.sex == sex)
     if search:
-        pattern = f"%{search.lower()}%"
-        query = query.where(
-            func.lower(Individual.catalogue_code).like(pattern) | func.lower(Individual.name).like(pattern)
+        query = query.where(contains(Individual.catalogue_code, search) | contains(Individual.name, search))
+    seen = sighting_conditions(since=seen_since, until=seen_until, location=seen_at)
+    if seen:
+        sighted = (
+            select(Annotation.individual_id)
+            .join(Media, Media.id == Annotation.media_id)
+            .join(Encounter, Encounter.id == Media.encounter_id)
+            .where(Annotation.org_id == org_id, Annotation.individual_id.is_not(None), *seen)
         )
+        query = query.where(Individual.id.in_(sighted))
     if not include_merged and not lookup:
         query = query.where(Individual.status == "active")
     return query.order_by(Individual.catalogue_code)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from finprint.schemas.catalog import Decision, DecisionRequest, IdentificationCreate, IdentificationOut, Page
@@ -18,22 +21,30 @@ router = APIRouter(prefix="/v1", tags=["catalogue"])
              summary="Open a review of an annotation with its candidates")
 def create_identification(org_id: OrgId, payload: IdentificationCreate, db: DbSession,
                           create: Creation) -> JSONResponse:
-    return create(
-        payload, lambda: IdentificationOut.model_validate(review.create_identification(db, org_id, payload))
-    )
+    return create(payload, lambda: review.identification_out(review.create_identification(db, org_id, payload)))
 
 
 @router.get("/orgs/{org_id}/identifications", summary="Browse identifications (e.g. the pending ones)")
-def list_identifications(org_id: OrgId, db: DbSession, offset: Offset = 0, limit: Limit = 100,
-                         decision: Decision | None = None,
-                         annotation_id: str | None = None) -> Page[IdentificationOut]:
-    queue = review.select_identifications(org_id, decision=decision, annotation_id=annotation_id)
-    return paged(db, queue, offset, limit, IdentificationOut.model_validate)
+def list_identifications(
+    org_id: OrgId, db: DbSession, offset: Offset = 0, limit: Limit = 100, decision: Decision | None = None,
+    annotation_id: str | None = None,
+    species: Annotated[str | None, Query(description="Of an animal predicted as this species.")] = None,
+    since: Annotated[datetime | None, Query(description="Photo's sighting on or after (with a time zone).")]
+    = None,
+    until: Annotated[datetime | None, Query(description="Photo's sighting before (with a time zone).")] = None,
+    location: Annotated[str | None, Query(max_length=200, description="Part of the sighting's place name.")]
+    = None,
+    dated: Annotated[bool | None, Query(description="Only photos of dated sightings (true) or undated (false).")]
+    = None,
+) -> Page[IdentificationOut]:
+    queue = review.select_identifications(org_id, decision=decision, annotation_id=annotation_id, species=species,
+                                          since=since, until=until, location=location, dated=dated)
+    return paged(db, queue, offset, limit, review.identification_out)
 
 
 @router.get("/orgs/{org_id}/identifications/{identification_id}", summary="An identification")
 def get_identification(org_id: OrgId, identification_id: str, db: DbSession) -> IdentificationOut:
-    return IdentificationOut.model_validate(review.get_identification(db, org_id, identification_id))
+    return review.identification_out(review.get_identification(db, org_id, identification_id))
 
 
 @router.post("/orgs/{org_id}/identifications/{identification_id}:decide", response_model=IdentificationOut,
@@ -41,6 +52,6 @@ def get_identification(org_id: OrgId, identification_id: str, db: DbSession) -> 
 def decide_identification(org_id: OrgId, identification_id: str, payload: DecisionRequest, db: DbSession,
                           create: Creation) -> JSONResponse:
     def decide() -> IdentificationOut:
-        return IdentificationOut.model_validate(review.decide(db, org_id, identification_id, payload))
+        return review.identification_out(review.decide(db, org_id, identification_id, payload))
 
     return create(payload, decide)

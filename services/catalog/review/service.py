@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select
+from datetime import datetime
+
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from finprint.schemas.catalog import DecisionRequest, IdentificationCreate
-from services.catalog.adapters.db.models import Identification, Individual, utcnow
+from finprint.schemas.catalog import DecisionRequest, IdentificationCreate, IdentificationOut
+from services.catalog.adapters.db.models import Annotation, Encounter, Identification, Individual, Media, utcnow
 from services.catalog.audit import service as audit
 from services.catalog.encounters.annotations.service import get_annotation
+from services.catalog.encounters.sightings.service import local_time
 from services.catalog.individuals.service import active_individual, assign, create_individual
 from services.catalog.shared.database import inserted
+from services.catalog.shared.filters import sighting_conditions
 from services.catalog.shared.scoping import get_owned, select_owned
 
 
@@ -33,12 +37,42 @@ def get_identification(session: Session, org_id: str, identification_id: str) ->
 
 
 def select_identifications(
-    org_id: str, *, decision: str | None, annotation_id: str | None
+    org_id: str, *, decision: str | None, annotation_id: str | None, species: str | None = None,
+    since: datetime | None = None, until: datetime | None = None, location: str | None = None,
+    dated: bool | None = None,
 ) -> Select[tuple[Identification]]:
     """The organisation's identifications, oldest first, with one decision (the review queue: pending) or of
-    one annotation when given."""
+    one annotation when given; of an animal predicted as ``species``; of a photo whose sighting was in a
+    period, at a place, or undated (a photo outside any encounter counts as undated)."""
     query = select_owned(Identification, org_id, decision=decision, annotation_id=annotation_id)
+    if species:
+        query = query.where(
+            Identification.annotation_id.in_(
+                select(Annotation.id).where(Annotation.org_id == org_id, Annotation.species_key == species)
+            )
+        )
+    sighted = sighting_conditions(since=since, until=until, location=location, dated=dated)
+    if sighted:
+        query = query.where(
+            Identification.annotation_id.in_(
+                select(Annotation.id)
+                .join(Media, Media.id == Annotation.media_id)
+                .outerjoin(Encounter, Encounter.id == Media.encounter_id)
+                .where(Annotation.org_id == org_id, *sighted)
+            )
+        )
     return query.order_by(Identification.created_at, Identification.id)
+
+
+def identification_out(identification: Identification) -> IdentificationOut:
+    """The identification as the wire has it, with the sighting of its photo (date in the sighting's zone,
+    place): what a reviewer knows the photo by."""
+    out = IdentificationOut.model_validate(identification)
+    encounter = identification.annotation.media.encounter
+    if encounter is None:
+        return out
+    return out.model_copy(update={"encounter_id": encounter.id, "occurred_at": local_time(encounter),
+                                  "location_name": encounter.location_name})
 
 
 def _decided_individual(session: Session, org_id: str, request: DecisionRequest) -> Individual | None:

@@ -1,5 +1,5 @@
-"""Figures of an organisation's catalogue for charts: individuals by species, sightings by month,
-the review queue by decision."""
+"""Figures of an organisation's catalogue for charts: individuals by species, sightings by month (and
+those without a date, so the months and the undated add up to all), the review queue by decision."""
 
 from __future__ import annotations
 
@@ -35,6 +35,10 @@ def catalogue_stats(session: Session, org_id: str) -> CatalogueStats:
         identifications_by_decision={decision: count for decision, count in by_decision},
         media=_count(session, Media, org_id),
         encounters=_count(session, Encounter, org_id),
+        encounters_undated=session.scalar(
+            select(func.count()).select_from(Encounter)
+            .where(Encounter.org_id == org_id, Encounter.occurred_at.is_(None))
+        ) or 0,
     )
 
 

@@ -24,6 +24,13 @@ Viewer = Annotated[Principal, Depends(require(Role.viewer))]
 Contributor = Annotated[Principal, Depends(require(Role.contributor))]
 Reviewer = Annotated[Principal, Depends(require(Role.reviewer))]
 Context = Annotated[GatewayContext, Depends(gateway_context)]
+# Filters by sighting, shared by the lists of individuals, encounters and identifications.
+Since = Annotated[str | None, Query(description="On or after this moment, with its time zone "
+                                    "(e.g. 2024-06-01T00:00:00Z).", examples=["2024-06-01T00:00:00Z"])]
+Until = Annotated[str | None, Query(description="Before this moment, with its time zone.")]
+Location = Annotated[str | None, Query(max_length=200, description="Part of the place's name, any case.")]
+Species = Annotated[str | None, Query(max_length=100, description="A key of `GET /v1/species`.")]
+Dated = Annotated[bool | None, Query(description="Only dated sightings (true), or only undated ones (false).")]
 
 
 def _org(principal: Principal) -> str:
@@ -70,11 +77,15 @@ async def catalogue_stats(principal: Viewer, ctx: Context) -> dict:
 
 # --- individuals --------------------------------------------------------------------------------
 
-@router.get("/individuals", summary="Browse and search individuals")
+@router.get("/individuals", summary="Browse and search individuals",
+            description="`since`, `until` and `location` keep the individuals sighted in that period, at that place.")
 async def list_individuals(principal: Viewer, ctx: Context, cursor: Cursor = None, limit: PageLimit = 50,
-                           species: str | None = None,
-                           q: Annotated[str | None, Query(max_length=100, description="Code or name.")] = None) -> dict:
-    return await _page(ctx, f"{_org(principal)}/individuals", cursor, limit, species=species, q=q)
+                           species: Species = None,
+                           q: Annotated[str | None, Query(max_length=100, description="Code or name.")] = None,
+                           sex: Literal["female", "male", "unknown"] | None = None, since: Since = None,
+                           until: Until = None, location: Location = None) -> dict:
+    return await _page(ctx, f"{_org(principal)}/individuals", cursor, limit, species=species, q=q, sex=sex,
+                       since=since, until=until, location=location)
 
 
 @router.post("/individuals", status_code=201, summary="Catalogue a new individual")
@@ -133,13 +144,15 @@ async def split_individual(ref: str, principal: Reviewer, ctx: Context, body: An
 
 # --- encounters and media ----------------------------------------------------------------------
 
-@router.get("/encounters", summary="Browse encounters (sightings)")
+@router.get("/encounters", summary="Browse encounters (sightings), newest first, the undated last",
+            description="`species`: with an animal predicted or identified as that species.")
 async def list_encounters(principal: Viewer, ctx: Context, cursor: Cursor = None, limit: PageLimit = 50,
                           individual: Annotated[str | None, Query(description="Catalogue code or id.")] = None,
-                          since: str | None = None, until: str | None = None) -> dict:
+                          since: Since = None, until: Until = None, species: Species = None,
+                          location: Location = None, dated: Dated = None) -> dict:
     individual_id = (await resolve_individual(ctx, principal, individual))["id"] if individual else None
     return await _page(ctx, f"{_org(principal)}/encounters", cursor, limit, individual_id=individual_id,
-                       since=since, until=until)
+                       since=since, until=until, species=species, location=location, dated=dated)
 
 
 @router.get("/encounters/{encounter_id}", summary="An encounter")
@@ -167,10 +180,15 @@ async def media_url(media_id: str, principal: Viewer, ctx: Context) -> dict:
 Decision = Literal["pending", "confirmed", "new_individual", "rejected"]
 
 
-@router.get("/identifications", summary="The review queue (pending by default)")
+@router.get("/identifications", summary="The review queue (pending by default)",
+            description="Each identification names its photo's sighting (`encounter_id`, `occurred_at`, "
+            "`location_name`). `species`: of an animal predicted as that species; `since`, `until`, `location`, "
+            "`dated`: of a photo whose sighting was then, there, or undated.")
 async def list_identifications(principal: Viewer, ctx: Context, cursor: Cursor = None, limit: PageLimit = 50,
-                               decision: Decision | None = "pending") -> dict:
-    return await _page(ctx, f"{_org(principal)}/identifications", cursor, limit, decision=decision)
+                               decision: Decision | None = "pending", species: Species = None, since: Since = None,
+                               until: Until = None, location: Location = None, dated: Dated = None) -> dict:
+    return await _page(ctx, f"{_org(principal)}/identifications", cursor, limit, decision=decision,
+                       species=species, since=since, until=until, location=location, dated=dated)
 
 
 @router.get("/identifications/{identification_id}", summary="An identification with its candidates")

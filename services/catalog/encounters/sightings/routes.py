@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
 from finprint.schemas.catalog import EncounterCreate, EncounterOut, EncounterUpdate, Page
@@ -12,7 +13,6 @@ from services.catalog.encounters.sightings import service as encounters
 from services.catalog.shared.dependencies import DbSession, Limit, Offset, OrgId
 from services.catalog.shared.idempotency import Creation
 from services.catalog.shared.paging import paged
-from services.catalog.shared.problems import Invalid
 
 router = APIRouter(prefix="/v1", tags=["catalogue"])
 
@@ -27,18 +27,17 @@ def create_encounter(
     )
 
 
-def _require_zone(name: str, moment: datetime | None) -> None:
-    if moment is not None and moment.tzinfo is None:
-        raise Invalid(f"{name} needs a time zone (e.g. 2024-07-01T00:00:00Z)", field=name)
-
-
 @router.get("/orgs/{org_id}/encounters", summary="Browse encounters")
-def list_encounters(org_id: OrgId, db: DbSession, offset: Offset = 0, limit: Limit = 100,
-                    individual_id: str | None = None, since: datetime | None = None,
-                    until: datetime | None = None) -> Page[EncounterOut]:
-    _require_zone("since", since)
-    _require_zone("until", until)
-    found = encounters.select_encounters(org_id, individual_id=individual_id, since=since, until=until)
+def list_encounters(
+    org_id: OrgId, db: DbSession, offset: Offset = 0, limit: Limit = 100, individual_id: str | None = None,
+    since: datetime | None = None, until: datetime | None = None,
+    species: Annotated[str | None, Query(description="With an animal of this species (predicted or identified).")]
+    = None,
+    location: Annotated[str | None, Query(max_length=200, description="Part of the place's name.")] = None,
+    dated: Annotated[bool | None, Query(description="Only dated ones (true) or only undated ones (false).")] = None,
+) -> Page[EncounterOut]:
+    found = encounters.select_encounters(org_id, individual_id=individual_id, since=since, until=until,
+                                         species=species, location=location, dated=dated)
     return paged(db, found, offset, limit, lambda e: encounters.encounter_out(db, e))
 
 

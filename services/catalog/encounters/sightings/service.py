@@ -12,10 +12,11 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from finprint.schemas.catalog import EncounterCreate, EncounterOut, EncounterUpdate
-from services.catalog.adapters.db.models import Annotation, Encounter, Media
+from services.catalog.adapters.db.models import Annotation, Encounter, Individual, Media
 from services.catalog.audit import service as audit
 from services.catalog.individuals.service import get_individual, refresh_sightings
 from services.catalog.shared.database import inserted
+from services.catalog.shared.filters import sighting_conditions
 from services.catalog.shared.problems import Invalid
 from services.catalog.shared.scoping import get_owned
 
@@ -71,9 +72,11 @@ def update_encounter(
 
 
 def select_encounters(
-    org_id: str, *, individual_id: str | None, since: datetime | None, until: datetime | None
+    org_id: str, *, individual_id: str | None, since: datetime | None, until: datetime | None,
+    species: str | None = None, location: str | None = None, dated: bool | None = None,
 ) -> Select[tuple[Encounter]]:
-    """The organisation's encounters, newest first, of one individual and in a period when given."""
+    """The organisation's encounters, newest first (undated ones last), of one individual, of one
+    species (an animal predicted or identified as it), in a period, at a place, or undated, when given."""
     query = select(Encounter).where(Encounter.org_id == org_id)
     if individual_id:
         of_individual = (
@@ -82,11 +85,21 @@ def select_encounters(
             .where(Annotation.org_id == org_id, Annotation.individual_id == individual_id)
         )
         query = query.where(Encounter.id.in_(of_individual))
-    if since:
-        query = query.where(Encounter.occurred_at >= since)
-    if until:
-        query = query.where(Encounter.occurred_at < until)
-    return query.order_by(Encounter.occurred_at.desc(), Encounter.id)
+    if species:
+        of_species = (
+            select(Media.encounter_id)
+            .join(Annotation, Annotation.media_id == Media.id)
+            .where(
+                Annotation.org_id == org_id,
+                (Annotation.species_key == species)
+                | Annotation.individual_id.in_(
+                    select(Individual.id).where(Individual.org_id == org_id, Individual.species_key == species)
+                ),
+            )
+        )
+        query = query.where(Encounter.id.in_(of_species))
+    query = query.where(*sighting_conditions(since=since, until=until, location=location, dated=dated))
+    return query.order_by(Encounter.occurred_at.desc().nulls_last(), Encounter.id)
 
 
 def individual_ids(session: Session, encounter: Encounter) -> list[str]:
