@@ -76,7 +76,8 @@ def _run_calibrate(args: argparse.Namespace) -> None:
     from finprint_train.evaluation.protocol import DEFAULT_CENTROID_WEIGHT
 
     weight = DEFAULT_CENTROID_WEIGHT if args.centroid_weight is None else args.centroid_weight
-    record = calibrate(args.repository, args.data_dir or default_data_dir(), weight, write=not args.dry_run)
+    record = calibrate(args.repository, args.data_dir or default_data_dir(), weight, write=not args.dry_run,
+                       out_dir=args.out)
     print(json.dumps(record, indent=2))
 
 
@@ -86,6 +87,21 @@ def _run_export(args: argparse.Namespace) -> None:
 
     export_embedder(args.checkpoint, args.repository, report_path=args.report, max_batch_size=args.max_batch_size,
                     image_size=args.image_size)
+
+
+def _run_quantize(args: argparse.Namespace) -> None:
+    _log_progress()
+    from finprint_train.data import default_data_dir
+    from finprint_train.quantize import QuantizeOptions, quantize_model
+
+    options = QuantizeOptions(format=args.format, per_channel=not args.per_tensor,
+                              calibration_photos=args.calibration_photos, calibration_method=args.calibration_method,
+                              exclude_first=args.exclude_first, exclude_last=args.exclude_last, seed=args.seed)
+    for name in args.model:
+        report = quantize_model(args.source, name, args.repository, args.data_dir or default_data_dir(), options,
+                                version=args.version if len(args.model) == 1 else "")
+        print(f"{report.source} -> {report.output} ({report.onnx_bytes} bytes, calibrated on "
+              f"{sum(report.calibration.values())} training-split photos)")
 
 
 def _run_train_detector(args: argparse.Namespace) -> None:
@@ -137,6 +153,8 @@ def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
     calibrate.add_argument("--centroid-weight", type=float, default=None,
                            help="how the matcher scores individuals (default: the evaluation's, 0.5)")
     calibrate.add_argument("--dry-run", action="store_true", help="print the thresholds, leave the card")
+    calibrate.add_argument("--out", type=Path, default=None,
+                           help="folder for calibration.json and reliability.png (test protocol)")
     _data_dir_arg(calibrate)
     calibrate.set_defaults(func=_run_calibrate)
 
@@ -148,6 +166,25 @@ def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--image-size", type=int, default=None,
                         help="input size (default: the run's final size; evaluate at the same size)")
     export.set_defaults(func=_run_export)
+
+    quantize = subparsers.add_parser(
+        "quantize", help="static int8 quantization of a shipped ONNX model (onnxruntime), calibrated on "
+        "training-split photos, as a new version folder in another repository")
+    quantize.add_argument("--repository", type=Path, required=True,
+                          help="where the int8 version goes (<repository>/<model>/<N>/); not the shipped one")
+    quantize.add_argument("--source", type=Path, default=Path("model_repository"), help="the fp32 models' repository")
+    quantize.add_argument("--model", nargs="+", default=["finprint_embedder", "finprint_detector"],
+                          choices=["finprint_embedder", "finprint_detector"])
+    quantize.add_argument("--version", default="", help="source version (default: the highest)")
+    quantize.add_argument("--format", choices=["qdq", "qoperator"], default="qdq")
+    quantize.add_argument("--per-tensor", action="store_true", help="one weight scale per tensor, not per channel")
+    quantize.add_argument("--calibration-photos", type=int, default=256)
+    quantize.add_argument("--calibration-method", choices=["minmax", "entropy", "percentile"], default="minmax")
+    quantize.add_argument("--exclude-first", action="store_true", help="keep the stem convolution in float")
+    quantize.add_argument("--exclude-last", action="store_true", help="keep the last convolution in float")
+    quantize.add_argument("--seed", type=int, default=0, help="which training-split photos calibrate")
+    _data_dir_arg(quantize)
+    quantize.set_defaults(func=_run_quantize)
 
     detector = subparsers.add_parser("train-detector", help="train, evaluate and export the detector heads")
     detector.add_argument("--out", type=Path, required=True, help="folder for features, report and plots")

@@ -1,5 +1,6 @@
 """``finprint calibrate``: choose a shipped embedder's ``new_individual`` thresholds on the
-validation individuals, under the matcher's scoring rule, and write them into its model card.
+validation individuals, under the matcher's scoring rule, fit its calibrated probabilities there
+(``probabilities.py``), and write both into its model card.
 
 Runs the ONNX model (onnxruntime, photos decoded as the gateway decodes them) on the validation
 protocol (``protocol.py``: a gallery with distractor individuals), so what is chosen is what the
@@ -27,7 +28,8 @@ from finprint_train.evaluation.protocol import (
     load_protocol,
     protocol_digest,
 )
-from finprint_train.metrics import THRESHOLDS, map_at_5, predictions_with_new, rank_individuals
+from finprint_train.evaluation.probabilities import outcomes, plot_reliability, species_calibration
+from finprint_train.metrics import THRESHOLDS, Ranking, map_at_5, predictions_with_new, rank_individuals
 
 log = logging.getLogger("finprint.evaluation")
 
@@ -46,34 +48,55 @@ class SpeciesCurve:
         return float(self.map5[int(np.argmin(np.abs(THRESHOLDS - threshold)))])
 
 
-def threshold_curve(offline: OfflineEmbedder, protocol: SpeciesProtocol, centroid_weight: float) -> SpeciesCurve:
+def ranked(offline: OfflineEmbedder, protocol: SpeciesProtocol, centroid_weight: float) -> Ranking:
     gallery = offline.embed([photo.path for photo, _ in protocol.gallery_photos], "service")
     queries = offline.embed([q.path for q in protocol.queries], "service")
-    ranking = rank_individuals(queries, gallery, [who for _, who in protocol.gallery_photos], centroid_weight)
-    return SpeciesCurve(np.array([map_at_5(predictions_with_new(ranking, float(t)), protocol.truths)
-                                  for t in THRESHOLDS]))
+    return rank_individuals(queries, gallery, [who for _, who in protocol.gallery_photos], centroid_weight)
+
+
+def curve_of(ranking: Ranking, truths: list[str]) -> SpeciesCurve:
+    return SpeciesCurve(np.array([map_at_5(predictions_with_new(ranking, float(t)), truths) for t in THRESHOLDS]))
+
+
+def threshold_curve(offline: OfflineEmbedder, protocol: SpeciesProtocol, centroid_weight: float) -> SpeciesCurve:
+    return curve_of(ranked(offline, protocol, centroid_weight), protocol.truths)
 
 
 def calibrate(repository: Path, data_dir: Path, centroid_weight: float = DEFAULT_CENTROID_WEIGHT,
-              config: ProtocolConfig = ProtocolConfig(), write: bool = True) -> dict[str, Any]:
-    """Thresholds chosen on validation; the card is rewritten when ``write``. Returns the record."""
+              config: ProtocolConfig = ProtocolConfig(), write: bool = True,
+              out_dir: Path | None = None) -> dict[str, Any]:
+    """Thresholds chosen on validation, and probabilities fitted there; the card is rewritten when
+    ``write``, the reliability diagrams drawn into ``out_dir``. Returns the record."""
     offline = OfflineEmbedder(repository)
     protocols: dict[str, Protocol] = {which: load_protocol(data_dir, which, config) for which in ("val", "test")}
-    before = offline.card
-    curves = {which: {sp: threshold_curve(offline, p, centroid_weight) for sp, p in protocol.species.items()}
-              for which, protocol in protocols.items()}
+    rankings = {which: {sp: ranked(offline, p, centroid_weight) for sp, p in protocol.species.items()}
+                for which, protocol in protocols.items()}
+    curves = {which: {sp: curve_of(r, protocols[which].species[sp].truths) for sp, r in by_species.items()}
+              for which, by_species in rankings.items()}
     by_species = {sp: curve.best_threshold for sp, curve in curves["val"].items()}
     overall = SpeciesCurve(np.mean([c.map5 for c in curves["val"].values()], axis=0)).best_threshold
+    fits, measured = {}, {}
+    for sp in rankings["test"]:
+        fits[sp], measured[sp] = species_calibration(
+            outcomes(rankings["val"][sp], protocols["val"].species[sp].truths),
+            outcomes(rankings["test"][sp], protocols["test"].species[sp].truths))
     record = {
-        "model": before.version,
+        "model": offline.card.version,
         "centroid_weight": centroid_weight,
         "protocol": {"config": config.__dict__, "val": protocol_digest(protocols["val"]),
                      "test": protocol_digest(protocols["test"])},
         "new_individual_threshold": overall,
         "new_individual_thresholds_by_species": by_species,
+        "probabilities": fits,
         "val_map5": {sp: round(c.at(by_species[sp]), 4) for sp, c in curves["val"].items()},
         "test_map5": {sp: round(c.at(by_species[sp]), 4) for sp, c in curves["test"].items()},
+        "test_calibration": {sp: {name: m["ece"] for name, m in per.items()} for sp, per in measured.items()},
     }
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        plot_reliability(out_dir / "reliability.png", {
+            sp: {name: m["reliability"] for name, m in per.items()} for sp, per in measured.items()})
+        (out_dir / "calibration.json").write_text(json.dumps({**record, "test_reliability": measured}, indent=2) + "\n")
     if write:
         write_card(repository, record)
     return record
@@ -86,6 +109,10 @@ def write_card(repository: Path, record: dict[str, Any]) -> None:
     card["new_individual_threshold"] = record["new_individual_threshold"]
     card["new_individual_thresholds_by_species"] = record["new_individual_thresholds_by_species"]
     card["individual_scoring"] = {"centroid_weight": record["centroid_weight"]}
-    card["calibration"] = {k: record[k] for k in ("protocol", "val_map5", "test_map5")}
+    card["probability_calibration"] = {
+        "method": "platt on the top candidate's score, per species",
+        "by_species": record["probabilities"],
+    }
+    card["calibration"] = {k: record[k] for k in ("protocol", "val_map5", "test_map5", "test_calibration")}
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     log.info("calibrated %s: %s", record["model"], json.dumps(record))

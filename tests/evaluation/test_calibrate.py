@@ -27,7 +27,7 @@ def repository(tmp_path: Path) -> Path:
 def test_thresholds_are_the_best_on_validation_and_reach_the_matcher(repository: Path, shared_data: Path) -> None:
     config = ProtocolConfig(max_known=10)
     before = json.loads((repository / "finprint_embedder" / "finprint.json").read_text())
-    record = calibrate(repository, shared_data, centroid_weight=0.5, config=config)
+    record = calibrate(repository, shared_data, centroid_weight=0.5, config=config, out_dir=repository / "report")
 
     offline = OfflineEmbedder(repository)
     val = load_protocol(shared_data, "val", config)
@@ -38,6 +38,11 @@ def test_thresholds_are_the_best_on_validation_and_reach_the_matcher(repository:
     card = json.loads((repository / "finprint_embedder" / "finprint.json").read_text())
     assert card["individual_scoring"] == {"centroid_weight": 0.5}
     assert card["calibration"]["protocol"]["val"] == record["protocol"]["val"]
+    for species, fits in card["probability_calibration"]["by_species"].items():
+        # A higher score means the top candidate is more likely right and the animal less likely new.
+        assert fits["top_candidate"]["a"] > 0 and fits["new_individual"]["a"] < 0, species
+        assert 0 <= card["calibration"]["test_calibration"][species]["top_candidate"] <= 1
+    assert (repository / "report" / "reliability.png").stat().st_size > 10_000
     assert card["input_size"] == before["input_size"] and card["species"] == before["species"]
     matcher_view = load_model_thresholds(repository, fallback=0.9, temperature=0.05)
     assert matcher_view.by_species == record["new_individual_thresholds_by_species"]
