@@ -3,10 +3,8 @@ separate uvicorn processes on PostgreSQL + the S3 server. Both are driven throug
 
 from __future__ import annotations
 
-import csv
 import subprocess
 import sys
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +14,7 @@ import pytest
 from finprint_testing.postgres import PostgresServer
 from finprint_testing.s3 import S3Server
 from finprint_testing.system import RunningSystem, embedded_system, separate_services
+from tests.photos import individuals_with
 
 
 @dataclass
@@ -73,11 +72,4 @@ class Whale:
 @pytest.fixture(scope="session")
 def humpbacks(shared_data: Path) -> list[Whale]:
     """Six humpbacks with at least three photos each (deterministic choice)."""
-    folder = shared_data / "kaggle_humpback2019"
-    photos: dict[str, list[Path]] = defaultdict(list)
-    with open(folder / "labels.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["individual_id"]:
-                photos[row["individual_id"]].append(folder / "images" / row["image"])
-    chosen = sorted(w for w, p in photos.items() if len(p) >= 3)[:6]
-    return [Whale(f"HW-{n}", sorted(photos[w])[:3]) for n, w in enumerate(chosen)]
+    return [Whale(f"HW-{n}", paths) for n, paths in enumerate(individuals_with(shared_data, photos=3, count=6))]

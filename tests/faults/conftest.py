@@ -23,7 +23,7 @@ import queue
 import threading
 import time
 import zipfile
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -43,6 +43,7 @@ from finprint_testing.faults import (
     private_s3,
     tiny_filesystem,
 )
+from tests.photos import labelled_photos
 
 CLIENT_TIMEOUT_S = 60.0
 """The load's client timeout: a request still unanswered after it is a hang (the test fails)."""
@@ -107,14 +108,8 @@ def make_org(system: FaultableSystem, slug: str) -> Org:
 
 @pytest.fixture(scope="session")
 def fault_photos(shared_data: Path) -> Photos:
-    folder = shared_data / "kaggle_humpback2019"
-    by_whale: dict[str, list[Path]] = defaultdict(list)
-    unnamed: list[Path] = []
-    with open(folder / "labels.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            path = folder / "images" / row["image"]
-            (by_whale[row["individual_id"]] if row["individual_id"] else unnamed).append(path)
-    whales = [sorted(paths) for _, paths in sorted(by_whale.items()) if len(paths) >= 4]
+    by_whale, unnamed = labelled_photos(shared_data)
+    whales = [paths for paths in by_whale.values() if len(paths) >= 4]
     gallery = [(f"GAL-{n}", paths[:2]) for n, paths in enumerate(whales[:8])]
     queries = [paths[2] for paths in whales[:8]] + [paths[3] for paths in whales[:8]]
     named = [(f"ING-{n}", paths[:2]) for n, paths in enumerate(whales[8:12])]

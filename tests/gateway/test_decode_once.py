@@ -7,8 +7,6 @@ the five apps in process on a temporary data directory.
 
 from __future__ import annotations
 
-import csv
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -17,7 +15,7 @@ import httpx
 import pytest
 
 from finprint.embedded import BUILD_ORDER, build_embedded_apps, embedded_environment
-from tests.photos import letterboxed_jpeg
+from tests.photos import individuals_with, letterboxed_jpeg
 
 CLIENTS = ("gateway", "catalog", "detector", "embedder")
 
@@ -51,14 +49,7 @@ async def contributor_key(clients: dict[str, httpx.AsyncClient]) -> str:
 @pytest.fixture(scope="module")
 def whales(shared_data: Path) -> dict[str, list[Path]]:
     """Three humpbacks with four photos each: three to enrol, one to identify."""
-    folder = shared_data / "kaggle_humpback2019"
-    photos: dict[str, list[Path]] = defaultdict(list)
-    with open(folder / "labels.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["individual_id"] and row["individual_id"] != "new_whale":
-                photos[row["individual_id"]].append(folder / "images" / row["image"])
-    chosen = sorted(code for code, paths in photos.items() if len(paths) >= 4)[:3]
-    return {code: sorted(photos[code])[:4] for code in chosen}
+    return {f"HW-{n}": paths for n, paths in enumerate(individuals_with(shared_data, photos=4, count=3))}
 
 
 def pixel_requests(metrics: str, route: str) -> float:

@@ -6,8 +6,6 @@ outage after the commit no failure, a stored photo analysed again as it was at e
 from __future__ import annotations
 
 import asyncio
-import csv
-from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,6 +17,7 @@ import pytest
 
 from finprint.schemas.embeddings import decode_vector
 from tests.gateway.conftest import Embedded, start_embedded
+from tests.photos import individuals_with
 
 pytestmark = pytest.mark.slow
 
@@ -56,14 +55,7 @@ class WatchedWire(httpx.AsyncBaseTransport):
 @pytest.fixture(scope="module")
 def whales(shared_data: Path) -> dict[str, list[Path]]:
     """Two humpbacks with four photos each."""
-    folder = shared_data / "kaggle_humpback2019"
-    photos: dict[str, list[Path]] = defaultdict(list)
-    with open(folder / "labels.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["individual_id"] and row["individual_id"] != "new_whale":
-                photos[row["individual_id"]].append(folder / "images" / row["image"])
-    chosen = sorted(code for code, paths in photos.items() if len(paths) >= 4)[:2]
-    return {f"HW-{n}": sorted(photos[code])[:4] for n, code in enumerate(chosen)}
+    return {f"HW-{n}": paths for n, paths in enumerate(individuals_with(shared_data, photos=4, count=2))}
 
 
 @pytest.fixture

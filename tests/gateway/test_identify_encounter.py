@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import csv
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.gateway.conftest import Embedded
+from tests.photos import individuals_with
 
 pytestmark = pytest.mark.slow
 
@@ -18,14 +17,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def whales(shared_data: Path) -> dict[str, list[Path]]:
     """Four humpbacks with five photos each: three to enrol, two to identify as one encounter."""
-    folder = shared_data / "kaggle_humpback2019"
-    photos: dict[str, list[Path]] = defaultdict(list)
-    with open(folder / "labels.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["individual_id"]:
-                photos[row["individual_id"]].append(folder / "images" / row["image"])
-    chosen = sorted(code for code, paths in photos.items() if len(paths) >= 5)[:4]
-    return {f"HW-{n}": sorted(photos[code])[:5] for n, code in enumerate(chosen)}
+    return {f"HW-{n}": paths for n, paths in enumerate(individuals_with(shared_data, photos=5, count=4))}
 
 
 def files(paths: list[Path]) -> list[tuple[str, tuple[str, bytes, str]]]:

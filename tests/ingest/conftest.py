@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import threading
-from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 from finprint_testing.processes import ServerProcess
 from finprint_testing.system import RunningSystem
+from tests.photos import labelled_photos
 
 MANIFEST_COLUMNS = ["image", "observed_at", "latitude", "longitude", "location", "observer", "species",
                     "individual_id"]
@@ -56,14 +56,7 @@ def write_manifest(folder: Path, rows: list[dict[str, str]], sources: Mapping[st
 @pytest.fixture(scope="session")
 def humpback_photos(shared_data: Path) -> tuple[dict[str, list[Path]], list[Path]]:
     """Photos of named humpbacks by individual, and photos of unnamed ones (deterministic order)."""
-    folder = shared_data / "kaggle_humpback2019"
-    named: dict[str, list[Path]] = defaultdict(list)
-    unnamed: list[Path] = []
-    with open(folder / "labels.csv", newline="") as handle:
-        for row in csv.DictReader(handle):
-            path = folder / "images" / row["image"]
-            (named[row["individual_id"]] if row["individual_id"] else unnamed).append(path)
-    return dict(sorted(named.items())), sorted(unnamed)
+    return labelled_photos(shared_data)
 
 
 def run_ingest_cli(manifest: Manifest, url: str, api_key: str, *extra: str, timeout_s: float = 600) -> dict:
