@@ -617,7 +617,7 @@ def seed_synthetic_gallery(database_url: str, size: int, seed: int = 0) -> dict[
     from finprint.schemas.catalog import ApiKeyCreate, OrganisationCreate
     from services.catalog.adapters.db import migrate
     from services.catalog.adapters.db.engine import make_engine, make_session_factory
-    from services.catalog.adapters.db.models import Annotation, Encounter, Individual, Media, utcnow
+    from services.catalog.adapters.db.models import Annotation, Embedding, Encounter, Individual, Media, utcnow
     from services.catalog.accounts import service as accounts
 
     files = locate_model(default_model_repository(), "finprint_embedder")
@@ -664,7 +664,7 @@ def seed_synthetic_gallery(database_url: str, size: int, seed: int = 0) -> dict[
                 noise = rng.standard_normal((len(rows), 512), dtype=np.float32)
                 vectors = centres[owner[start : start + len(rows)]] + 0.8 * noise
                 vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-                media, annotations = [], []
+                media, annotations, embeddings = [], [], []
                 for row, vector in zip(rows, vectors):
                     who = int(owner[row])
                     media_id = str(uuid.uuid4())
@@ -695,15 +695,24 @@ def seed_synthetic_gallery(database_url: str, size: int, seed: int = 0) -> dict[
                             "view": "fluke",
                             "species_key": individual_species[who],
                             "species_score": 0.9,
-                            "embedding_model": model_version,
-                            "embedding": vector.astype("<f4").tobytes(),
-                            "change_seq": 0,
                             "created_at": now,
                             "updated_at": now,
                         }
                     )
+                    embeddings.append(
+                        {
+                            "id": annotations[-1]["id"],
+                            "org_id": org.id,
+                            "annotation_id": annotations[-1]["id"],
+                            "model_version": model_version,
+                            "vector": vector.astype("<f4").tobytes(),
+                            "change_seq": 0,
+                            "created_at": now,
+                        }
+                    )
                 session.execute(insert(Media.__table__), media)
                 session.execute(insert(Annotation.__table__), annotations)
+                session.execute(insert(Embedding.__table__), embeddings)
             session.commit()
     finally:
         engine.dispose()

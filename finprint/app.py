@@ -15,7 +15,7 @@ import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -29,7 +29,8 @@ from finprint.metrics import PROMETHEUS_CONTENT_TYPE, ServiceMetrics
 from finprint.problems import PROBLEM_MEDIA_TYPE, Problem, install_problem_handlers, problem_response
 from finprint.settings import ServiceSettings
 
-ReadinessCheck = Callable[[], Awaitable[None]]
+ReadinessCheck = Callable[[], Awaitable[dict[str, Any] | None]]
+"""Raises when not ready; may return details for the /readyz body (e.g. the model versions served)."""
 """Raises (any exception) when a dependency is not ready; its message is reported."""
 
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
@@ -252,12 +253,13 @@ def _probe_router(service: ServiceState) -> APIRouter:
 
 
 async def run_readiness_checks(checks: dict[str, ReadinessCheck], timeout_s: float = 5.0) -> dict[str, dict]:
-    """Run the checks concurrently; each reports ready or the reason it is not."""
+    """Run the checks concurrently; each reports ready (with what it returned, e.g. the versions served)
+    or the reason it is not."""
 
     async def one(check: ReadinessCheck) -> dict:
         try:
-            await asyncio.wait_for(check(), timeout_s)
-            return {"ready": True}
+            details = await asyncio.wait_for(check(), timeout_s)
+            return {"ready": True, **(details or {})}
         except Exception as exc:  # any failure means not ready; the reason goes to the operator
             return {"ready": False, "reason": f"{type(exc).__name__}: {exc}"[:500]}
 

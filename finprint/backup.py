@@ -256,11 +256,8 @@ def _database_facts(cursor: Any, engine: str) -> dict[str, Any]:
         cursor.execute("SELECT version_num FROM alembic_version")
         revision = ",".join(sorted(row[0] for row in cursor.fetchall())) or None
     models: dict[str, int] = {}
-    if "annotations" in tables:
-        cursor.execute(
-            "SELECT embedding_model, count(*) FROM annotations WHERE embedding_model IS NOT NULL "
-            "GROUP BY embedding_model"
-        )
+    if "embeddings" in tables:
+        cursor.execute("SELECT model_version, count(*) FROM embeddings GROUP BY model_version")
         models = {str(name): int(n) for name, n in cursor.fetchall()}
     return {"tables": counts, "alembic_revision": revision, "embedding_models": models}
 

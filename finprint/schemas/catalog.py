@@ -283,6 +283,10 @@ class Box(Inbound):
     height: float = Field(gt=0)
 
 
+OTHER_EMBEDDINGS = ("The same crop embedded by the other model versions its shard keeps (while the catalogue is "
+                    "re-embedded, or the version a rollback returns to); each version at most once.")
+
+
 class EmbeddingIn(Inbound):
     model_version: str = Field(pattern=r"^[\w.-]+:[\w.-]+$", examples=["finprint_embedder:1"])
     vector: str = Field(
@@ -298,6 +302,7 @@ class AnnotationCreate(Inbound):
     species: str | None = Field(None, examples=["humpback_whale"])
     species_score: float | None = Field(None, ge=0, le=1)
     embedding: EmbeddingIn | None = None
+    other_embeddings: list[EmbeddingIn] = Field([], max_length=4, description=OTHER_EMBEDDINGS)
     individual_id: str | None = None
 
 
@@ -320,7 +325,8 @@ class AnnotationOut(_OrgRowOut):
     quality: float | None
     species: str | None
     species_score: float | None
-    embedding_model: str | None
+    embedding_model: str | None = Field(description="The model version of its first embedding.")
+    embedding_models: list[str] = Field(description="Every model version it has an embedding of, oldest first.")
     has_embedding: bool
     created_at: datetime
 
@@ -391,6 +397,7 @@ class EnrolAnnotation(Inbound):
     species: str | None = None
     species_score: float | None = Field(None, ge=0, le=1)
     embedding: EmbeddingIn | None = None
+    other_embeddings: list[EmbeddingIn] = Field([], max_length=4, description=OTHER_EMBEDDINGS)
     candidates: list[Candidate] = []
     new_individual_probability: float | None = Field(None, ge=0, le=1)
     decision: Decision = "pending"

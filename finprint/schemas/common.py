@@ -14,6 +14,11 @@ class ModelInfo(BaseModel):
     name: str = Field(examples=["finprint_embedder"])
     version: str = Field(examples=["1"])
 
+    @property
+    def key(self) -> str:
+        """``name:version``, as embeddings, indexes and identifications name their model."""
+        return f"{self.name}:{self.version}"
+
 
 class SpeciesScore(BaseModel):
     species: str = Field(examples=["humpback_whale"])

@@ -48,3 +48,6 @@ class EmbedderModel(BaseModel):
     )
     species: list[str] = Field(description="The species head's classes.")
     embedding_dim: int = Field(examples=[512])
+    served_versions: list[str] = Field(
+        [], description="Every model version this embedder serves (`?model_version=` picks one).",
+        examples=[["finprint_embedder:2", "finprint_embedder:3"]])

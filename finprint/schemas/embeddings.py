@@ -62,9 +62,27 @@ class EmbeddingPage(BaseModel):
     head_seq: int = Field(description="The catalogue's change sequence number when the rebuild began.")
 
 
+GenerationState = Literal["serving", "building", "previous"]
+MODEL_VERSION_PATTERN = r"^[\w.-]+:[\w.-]+$"
+
+
+class ShardGeneration(BaseModel):
+    """A model version's index of one shard (organisation, species) and what it is for: ``serving``
+    answers searches; ``building`` is being filled by a re-embedding; ``previous`` is kept for a rollback."""
+
+    org_id: str
+    species_group: str = Field(examples=["humpback_whale"])
+    model_version: str = Field(examples=["finprint_embedder:3"])
+    state: GenerationState
+
+
 class ChangePage(BaseModel):
     changes: list[EmbeddingChange]
     head_seq: int
+    generations: list[ShardGeneration] = Field(
+        [], description="The model generations of every shard that has been through a model upgrade, read "
+        "before head_seq: once the changes up to head_seq are applied, serving them is safe (a shard without "
+        "rows serves the only version its embeddings have).")
 
 
 _DIGEST_MODULUS = 2**128

@@ -35,6 +35,9 @@ class IdentifyResult(BaseModel):
         "`new_individual` placed by the calibrated threshold.",
         examples=[["HW-0042", "new_individual", "HW-0007", "HW-0311", "HW-0005"]],
     )
+    model_version: str | None = Field(
+        None, description="The embedder version whose index answered: the version the species' shard serves "
+        "(`GET /v1/model`).", examples=["finprint_embedder:2"])
     identification_id: str | None = Field(None, description="Set when stored for review (store=true).")
 
 

@@ -158,6 +158,10 @@ class IndexInfo(IndexKey):
 class SearchResponse(BaseModel):
     results: list[QueryResult] = Field(description="One result per query, in the order of the queries.")
     index: IndexInfo
+    serving_version: str | None = Field(
+        None, description="The model version the shard answers from (null: an empty shard answers any).")
+    kept_versions: list[str] = Field(
+        [], description="Every version the shard keeps an index of (serving first): an enrolment stores each.")
 
 
 class UpsertResult(BaseModel):

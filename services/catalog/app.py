@@ -31,6 +31,7 @@ from services.catalog.exports import routes as exports
 from services.catalog.individuals import routes as individuals
 from services.catalog.ingest import routes as ingest
 from services.catalog.internal import routes as internal
+from services.catalog.model_versions import routes as model_versions
 from services.catalog.objects import routes as objects
 from services.catalog.review import routes as review
 from services.catalog.settings import CatalogSettings
@@ -59,6 +60,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     comments.router,
     audit.router,
     ingest.job_routes,
+    model_versions.router,
     exports.router,
     internal.router,
     ingest.queue_routes,

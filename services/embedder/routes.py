@@ -16,15 +16,20 @@ from finprint.problems import InvalidImage, Problem
 from finprint.schemas.embedder import EmbedderModel, EmbeddingEncoding, EmbedResponse
 from finprint.schemas.embeddings import encode_vector
 from finprint.schemas.pixels import InvalidPixels, pixels_route_docs, read_pixels_request
-from services.embedder.dependencies import EmbedderRuntime, embedder_runtime
+from services.embedder.dependencies import EmbedderRuntime, ServedModel, embedder_runtime
 from services.embedder.domain.model import EmbedderCard, ranked_species
 
 router = APIRouter(prefix="/v1", tags=["embedder"])
+ModelVersion = Annotated[str | None, Query(
+    pattern=r"^([\w.-]+:)?\d+$", max_length=100,
+    description="A version served beside the default (`extra_model_versions`), as `3` or `finprint_embedder:3`; "
+    "the default version when absent.")]
 
 _PROBLEMS: dict[int | str, dict[str, Any]] = {
     413: {"description": "An image has more bytes or pixels than the limits (`too-large`, `too-many-pixels`)."},
     415: {"description": "An image is not JPEG, PNG or WebP (`unsupported-format`, with `detected_format`)."},
     422: {"description": "Empty, truncated or corrupt image (`image_index` says which), bad `boxes`, or no `images`."},
+    404: {"description": "`model_version` is not served here (`model-version-not-served`, with `served_versions`)."},
     503: {"description": "The model is not loaded, or Triton is unreachable."},
 }
 
@@ -93,6 +98,7 @@ async def embed(
     embedding_encoding: Annotated[
         EmbeddingEncoding, Query(description="`base64`: each embedding as base64 of little-endian float32.")
     ] = "json",
+    model_version: ModelVersion = None,
 ) -> Response:
     """Each image (or its box) is resized to the model's input square, as in training; results come
     back in the order the images were sent, with the model name and version that produced them."""
@@ -101,7 +107,8 @@ async def embed(
         raise Problem(422, f"{len(images)} images in one request; the limit is {settings.max_images_per_request}.",
                       slug="too-many-images")
     crops = parse_boxes(boxes, len(images))
-    card = await runtime.card()
+    served = runtime.select(model_version)
+    card = await served.card()
     limits = settings.image_limits()
     try:
         pixels = await asyncio.gather(
@@ -110,14 +117,14 @@ async def embed(
     except InvalidImage as problem:
         runtime.rejected.labels(problem.extensions["reason"]).inc()
         raise
-    return await _embedded(runtime, card, np.stack(pixels), embedding_encoding)
+    return await _embedded(runtime, served, card, np.stack(pixels), embedding_encoding)
 
 
-async def _embedded(runtime: EmbedderRuntime, card: EmbedderCard, pixels: np.ndarray,
+async def _embedded(runtime: EmbedderRuntime, served: ServedModel, card: EmbedderCard, pixels: np.ndarray,
                     encoding: EmbeddingEncoding) -> Response:
-    embeddings, probabilities = await runtime.embed(pixels)
+    embeddings, probabilities = await runtime.embed(served, pixels)
     body = {
-        "model": runtime.model.model_dump(),
+        "model": served.model.model_dump(),
         "embedding_dim": int(embeddings.shape[1]),
         "embedding_encoding": encoding,
         "results": [_result(e, p, card, encoding) for e, p in zip(embeddings, probabilities)],
@@ -128,11 +135,14 @@ async def _embedded(runtime: EmbedderRuntime, card: EmbedderCard, pixels: np.nda
 
 
 @router.get("/model", response_model=EmbedderModel, summary="The served model and the inputs it takes",
-            responses={503: _PROBLEMS[503]})
-async def served_model(runtime: Annotated[EmbedderRuntime, Depends(embedder_runtime)]) -> EmbedderModel:
-    card = await runtime.card()
-    return EmbedderModel(model=runtime.model, input_size=card.input_size, trim_letterbox=card.trim_letterbox,
-                         species=list(card.species), embedding_dim=card.embedding_dim)
+            responses={404: _PROBLEMS[404], 503: _PROBLEMS[503]})
+async def served_model(runtime: Annotated[EmbedderRuntime, Depends(embedder_runtime)],
+                       model_version: ModelVersion = None) -> EmbedderModel:
+    served = runtime.select(model_version)
+    card = await served.card()
+    return EmbedderModel(model=served.model, input_size=card.input_size, trim_letterbox=card.trim_letterbox,
+                         species=list(card.species), embedding_dim=card.embedding_dim,
+                         served_versions=[s.model.key for s in runtime.served])
 
 
 @router.post(
@@ -150,13 +160,15 @@ async def embed_pixels(
     embedding_encoding: Annotated[
         EmbeddingEncoding, Query(description="`base64`: each embedding as base64 of little-endian float32.")
     ] = "json",
+    model_version: ModelVersion = None,
 ) -> Response:
     """What Triton takes: the model inputs as uint8 pixels (decoded, cropped, letterbox bars trimmed
     and resized as `finprint.imaging.load_model_input` does), so nothing is decoded here."""
-    card = await runtime.card()
+    served = runtime.select(model_version)
+    card = await served.card()
     try:
         pixels = await read_pixels_request(request, card.input_size, runtime.settings.max_images_per_request)
     except InvalidPixels:
         runtime.rejected.labels("invalid-pixels").inc()
         raise
-    return await _embedded(runtime, card, pixels, embedding_encoding)
+    return await _embedded(runtime, served, card, pixels, embedding_encoding)

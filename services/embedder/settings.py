@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from finprint.imaging import ImageLimitSettings
 from finprint.model_repository import OnnxModelSettings
@@ -32,4 +32,16 @@ class EmbedderSettings(ServiceSettings, OnnxModelSettings, ImageLimitSettings):
     batch_timeout_ms: float = Field(
         2.0, ge=0, description="onnxruntime backend: how long a batch waits for more requests before it runs."
     )
+    extra_model_versions: Annotated[list[str], NoDecode] = Field(
+        [], description="More version directories served beside `model_version`, comma-separated (e.g. `3`): "
+        "a request names one with `?model_version=`. During a model upgrade the embedder serves the old and "
+        "the new version; see docs/model-upgrades.md.",
+    )
     max_images_per_request: int = Field(64, ge=1, description="Most images in one /v1/embed or /v1/embed/pixels request.")
+
+    @field_validator("extra_model_versions", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value

@@ -10,6 +10,11 @@
         Creates a job from the manifest, uploads the photos it names (relative to DIR), shows a
         progress bar until the job ends, and prints the job's summary as its LAST line: one JSON
         object with job_id, status, total, done, failed, duplicates.
+
+    finprint models status|reembed --to VERSION|rollback [--species S] --url URL --api-key KEY
+        Model upgrades (docs/model-upgrades.md): the versions each species' index serves; re-embed the
+        catalogue with VERSION (a job on the ingest queue, progress bar, then the swap); return to the
+        previous version. The LAST line printed is one JSON object (the job's summary and the shards).
 """
 
 from __future__ import annotations
@@ -85,11 +90,11 @@ class Api:
             failures += 1
             if failures == UPLOAD_ATTEMPTS:
                 if response is None:
-                    raise SystemExit(f"finprint ingest: {method} {path}: the server does not answer")
+                    raise SystemExit(f"finprint: {method} {path}: the server does not answer")
                 break
             time.sleep(float(2**failures))
         if response.status_code >= 400:
-            raise SystemExit(f"finprint ingest: {method} {path} answered {response.status_code}: {response.text}")
+            raise SystemExit(f"finprint: {method} {path} answered {response.status_code}: {response.text}")
         return response.json()
 
 
@@ -107,10 +112,10 @@ def _upload(api: Api, job_id: str, images: Path, keys: list[str]) -> list[str]:
     return missing
 
 
-def _follow(api: Api, job_id: str, poll_s: float) -> dict[str, Any]:
+def _follow(api: Api, job_id: str, poll_s: float, desc: str = "ingest") -> dict[str, Any]:
     """Poll the job with a progress bar until it ends; returns its last state."""
     job = api.call("GET", f"/v1/ingest/jobs/{job_id}")
-    with tqdm(total=job["total"], desc="ingest", unit="img", file=sys.stderr) as bar:
+    with tqdm(total=job["total"], desc=desc, unit="img", file=sys.stderr) as bar:
         while True:
             bar.n = job["done"] + job["failed"] + job["duplicates"]
             bar.set_postfix(failed=job["failed"], duplicates=job["duplicates"], refresh=False)
@@ -143,6 +148,31 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return 0 if job["status"] != "failed" else 1
 
 
+# --- finprint models ----------------------------------------------------------------------------
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    api = Api(args.url, args.api_key)
+    if args.action == "reembed":
+        if not args.to:
+            raise SystemExit("finprint models reembed: --to VERSION is required (e.g. finprint_embedder:3)")
+        job = api.call("POST", "/v1/admin/model-upgrades", json={"model_version": args.to})
+        print(f"re-embedding job {job['id']}: {job['total']} annotations to {args.to}", file=sys.stderr)
+        if args.no_wait:
+            print(json.dumps({"job_id": job["id"], "status": job["status"]}), flush=True)
+            return 0
+        job = _follow(api, job["id"], args.poll_s, desc="re-embed")
+        model = api.call("GET", "/v1/model")
+        print(json.dumps({"job_id": job["id"], "status": job["status"], "done": job["done"],
+                          "failed": job["failed"], "shards": model["shards"]}), flush=True)
+        return 0 if job["status"] == "completed" and not job["failed"] else 1
+    if args.action == "rollback":
+        body = {"species_group": args.species} if args.species else {}
+        print(json.dumps(api.call("POST", "/v1/admin/model-rollback", json=body)), flush=True)
+        return 0
+    print(json.dumps(api.call("GET", "/v1/model")), flush=True)
+    return 0
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     worker = subparsers.add_parser("worker", help="run a bulk-ingestion worker (settings: FINPRINT_GATEWAY_*)")
     worker.add_argument("--job-id", default=None, help="work on this job only, and exit 0 when it has no item left")
@@ -160,3 +190,13 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     ingest.add_argument("--poll-s", type=float, default=1.0, help="how often to refresh the progress bar")
     ingest.add_argument("--no-wait", action="store_true", help="print the job and return once it has started")
     ingest.set_defaults(func=_cmd_ingest)
+
+    models = subparsers.add_parser("models", help="model versions: status, re-embed the catalogue, roll back")
+    models.add_argument("action", choices=["status", "reembed", "rollback"])
+    models.add_argument("--to", default=None, help="reembed: the version, e.g. finprint_embedder:3")
+    models.add_argument("--species", default=None, help="rollback: one species' shard only")
+    models.add_argument("--url", required=True, help="the Finprint API, e.g. http://127.0.0.1:8000")
+    models.add_argument("--api-key", required=True, help="an admin's API key")
+    models.add_argument("--poll-s", type=float, default=1.0, help="how often to refresh the progress bar")
+    models.add_argument("--no-wait", action="store_true", help="reembed: return once the job has started")
+    models.set_defaults(func=_cmd_models)

@@ -109,11 +109,12 @@ def create_app(
     )
     app.state.matcher = runtime
 
-    async def indexes_loaded() -> None:
+    async def indexes_loaded() -> dict[str, object]:
         if not runtime.loaded:
             raise RuntimeError(
                 "the initial load (snapshot + replay, or rebuild from the catalogue) is not finished"
             )
+        return {"shards": runtime.gallery.shard_versions()}
 
     async def object_store_answers() -> None:
         await run_in_threadpool(snapshots.store.check)

@@ -24,7 +24,7 @@ from finprint.schemas.matcher import (
     ThresholdOverride,
     UpsertResult,
 )
-from services.matcher.domain.gallery import NotOwned
+from services.matcher.domain.gallery import NotOwned, VersionMismatch
 from services.matcher.domain.index import InvalidVector
 from services.matcher.runtime import MatcherRuntime
 
@@ -57,16 +57,25 @@ def _wrong_shard(exc: NotOwned) -> Problem:
     )
 
 
+def _version_mismatch(exc: VersionMismatch) -> Problem:
+    return Problem(409, f"{exc}: embed the query with {exc.serving} (embeddings of two models are never compared).",
+                   slug="model-version-mismatch", serving_version=exc.serving, kept_versions=exc.kept)
+
+
 def _invalid_vector(exc: InvalidVector) -> Problem:
     return Problem(422, str(exc), slug="invalid-vector", title="Invalid embedding vector")
 
 
-@router.post("/search", summary="Rank catalogued individuals for one or more query embeddings")
+@router.post("/search", summary="Rank catalogued individuals for one or more query embeddings", responses={
+    409: {"description": "The query's model version is not the one its shard serves (`model-version-mismatch`, "
+                         "with `serving_version` and `kept_versions`)."}})
 async def search(body: SearchRequest, runtime: Runtime) -> SearchResponse:
     try:
         return await runtime.search(body)
     except NotOwned as exc:
         raise _wrong_shard(exc) from None
+    except VersionMismatch as exc:
+        raise _version_mismatch(exc) from None
     except InvalidVector as exc:
         raise _invalid_vector(exc) from None
 

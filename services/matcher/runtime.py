@@ -263,6 +263,7 @@ class MatcherRuntime:
                 raise Problem(409, f"catalogue head {page.head_seq} is behind applied {gallery.applied_seq}")
             if not page.changes:
                 gallery.advance(page.head_seq)
+                gallery.set_generations(page.generations)
                 self.metrics.catalog_lag.set(0)
                 return applied
             if max(change.seq for change in page.changes) <= gallery.applied_seq:

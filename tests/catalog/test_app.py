@@ -17,7 +17,7 @@ from finprint_testing.processes import free_port
 from finprint_testing.s3 import S3Server
 from services.catalog.adapters.db import migrate
 from services.catalog.adapters.db.engine import make_engine, make_session_factory
-from services.catalog.adapters.db.models import Annotation, Media, Organisation
+from services.catalog.adapters.db.models import Annotation, Embedding, Media, Organisation
 from services.catalog.app import create_app
 from services.catalog.internal.change_log import record_change
 from services.catalog.settings import CatalogSettings
@@ -37,7 +37,7 @@ def test_auto_migrate_prepares_an_empty_database(tmp_path: Path) -> None:
         assert client.get("/readyz").json()["ready"] is True
         species = client.get("/v1/species").json()
         assert "humpback_whale" in {s["key"] for s in species}
-    assert migrate.current_revision(make_engine(settings.database_url)) == "0003"
+    assert migrate.current_revision(make_engine(settings.database_url)) == "0004"
 
 
 def test_images_go_to_the_s3_bucket_and_download_through_presigned_urls(
@@ -118,8 +118,7 @@ def test_change_numbers_are_handed_out_in_commit_order_on_postgres(postgres_serv
                     box_y=0,
                     box_width=1,
                     box_height=1,
-                    embedding=b"\0\0\0\0",
-                    embedding_model="m:1",
+                    embeddings=[Embedding(org_id=organisation.id, model_version="m:1", vector=b"\0\0\0\0")],
                 )
                 for _ in range(2)
             ]
@@ -128,12 +127,12 @@ def test_change_numbers_are_handed_out_in_commit_order_on_postgres(postgres_serv
             ids = [a.id for a in annotations]
 
         first = sessions()
-        first_change = record_change(first, first.get(Annotation, ids[0]), "test")
+        [first_change] = record_change(first, first.get(Annotation, ids[0]), "test")
         second_seq: list[int] = []
 
         def second_writer() -> None:
             with sessions() as session:
-                change = record_change(session, session.get(Annotation, ids[1]), "test")
+                [change] = record_change(session, session.get(Annotation, ids[1]), "test")
                 session.commit()
                 second_seq.append(change.seq)
 

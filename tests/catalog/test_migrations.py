@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, select
+from sqlalchemy import Engine, inspect, select, text
 
 from finprint_testing.postgres import PostgresServer
 from services.catalog.adapters.db import migrate
@@ -42,7 +42,7 @@ def _drift(engine: Engine) -> list:
 
 def test_upgrade_downgrade_upgrade_round_trip(empty_engine: Engine) -> None:
     migrate.upgrade(empty_engine)
-    assert migrate.current_revision(empty_engine) == "0003"
+    assert migrate.current_revision(empty_engine) == "0004"
     assert set(Base.metadata.tables) <= set(inspect(empty_engine).get_table_names())
 
     migrate.downgrade(empty_engine, "base")
@@ -50,8 +50,41 @@ def test_upgrade_downgrade_upgrade_round_trip(empty_engine: Engine) -> None:
     assert set(inspect(empty_engine).get_table_names()) <= {"alembic_version"}
 
     migrate.upgrade(empty_engine)
-    assert migrate.current_revision(empty_engine) == "0003"
+    assert migrate.current_revision(empty_engine) == "0004"
     assert _drift(empty_engine) == []
+
+
+def test_embeddings_move_to_their_own_table_and_back(empty_engine: Engine) -> None:
+    """0004 keeps every embedding, under its annotation's id, and its downgrade puts them back."""
+    migrate.upgrade(empty_engine, "0003")
+    vector = b"\x00\x00\x80?" * 4
+    with empty_engine.begin() as db:
+        db.exec_driver_sql("INSERT INTO organisations (id, slug, name, created_at) "
+                           "VALUES ('o', 'o', 'O', '2026-01-01 00:00:00+00:00')")
+        db.exec_driver_sql("INSERT INTO media (id, org_id, object_key, content_type, size_bytes, sha256, width, "
+                           "height, created_at) VALUES ('m', 'o', 'k', 'image/jpeg', 1, 'x', 10, 10, "
+                           "'2026-01-01 00:00:00+00:00')")
+        for annotation_id, blob in (("a1", vector), ("a2", None)):
+            db.execute(text(
+                "INSERT INTO annotations (id, org_id, media_id, box_x, box_y, box_width, box_height, "
+                "embedding_model, embedding, change_seq, updated_at, created_at) VALUES (:id, 'o', 'm', 0, 0, 1, 1, "
+                ":model, :blob, 7, '2026-01-01 00:00:00+00:00', '2026-01-01 00:00:00+00:00')"),
+                {"id": annotation_id, "model": "finprint_embedder:2" if blob else None, "blob": blob})
+        # On SQLite the annotations table is copied and dropped: rows that refer to it must survive.
+        db.exec_driver_sql("INSERT INTO identifications (id, org_id, annotation_id, candidates, decision, created_at) "
+                           "VALUES ('i', 'o', 'a1', '[]', 'pending', '2026-01-01 00:00:00+00:00')")
+
+    migrate.upgrade(empty_engine)
+    with empty_engine.connect() as db:
+        rows = db.execute(text("SELECT id, annotation_id, model_version, vector, change_seq FROM embeddings")).all()
+    assert [tuple(r) for r in rows] == [("a1", "a1", "finprint_embedder:2", vector, 7)]
+    with empty_engine.connect() as db:
+        assert db.execute(text("SELECT annotation_id FROM identifications")).scalars().all() == ["a1"]
+
+    migrate.downgrade(empty_engine, "0003")
+    with empty_engine.connect() as db:
+        rows = db.execute(text("SELECT id, embedding_model, embedding, change_seq FROM annotations ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [("a1", "finprint_embedder:2", vector, 7), ("a2", None, None, 0)]
 
 
 def test_models_and_migrations_do_not_drift(empty_engine: Engine) -> None:
@@ -98,7 +131,7 @@ def test_migrate_command_upgrades_and_downgrades(tmp_path: Path, capsys: pytest.
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     assert main(["migrate", "--database-url", url]) == 0
-    assert "revision 0003" in capsys.readouterr().out
+    assert "revision 0004" in capsys.readouterr().out
     assert main(["migrate", "--database-url", url, "--downgrade", "base"]) == 0
     assert "revision base" in capsys.readouterr().out
 

@@ -153,7 +153,7 @@ async def test_metrics_count_images_and_rejections(embedder, crop_parts) -> None
     await embedder.post("/v1/embed", files=crop_parts[:3])
     await embedder.post("/v1/embed", files=[("images", ("x.jpg", b"GIF89a", "image/jpeg"))])
     text = (await embedder.get("/metrics")).text
-    assert re.search(r"^finprint_embedder_images_total 3\.0$", text, re.MULTILINE)
+    assert re.search(r'^finprint_embedder_images_total\{model_version="finprint_embedder:\d+"\} 3\.0$', text, re.MULTILINE)
     assert 'finprint_embedder_rejected_images_total{reason="unsupported-format"} 1.0' in text
 
 

@@ -68,6 +68,8 @@ class Rig:
     photos: Photos
     no_tiny_fs: str | None = None
     """Why the snapshot folder is not a small filesystem of its own (None: it is)."""
+    env: dict[str, str] = field(default_factory=dict)
+    """The settings the services run with (peer URLs aside)."""
     _orgs: itertools.count = field(default_factory=itertools.count)
 
     @property
@@ -117,7 +119,13 @@ def fault_photos(shared_data: Path) -> Photos:
 
 
 @pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory, fault_photos: Photos) -> Iterator[Rig]:
+def rig_env() -> dict[str, str]:
+    """More settings for the system of a test module (a module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory, fault_photos: Photos, rig_env: dict[str, str]) -> Iterator[Rig]:
     logs = tmp_path_factory.mktemp("fault-logs")
     with (
         private_postgres() as postgres,
@@ -142,6 +150,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory, fault_photos: Photos) -> Itera
             "FINPRINT_GATEWAY_IDENTIFY_RATE_LIMIT": "100000/minute",
             "FINPRINT_GATEWAY_EMBEDDED_WORKER": "true",
             **{f"FINPRINT_GATEWAY_{k}": v for k, v in FAST_INGEST.items()},
+            **rig_env,
         }
         with faultable_services(env, logs) as system:
             gallery = make_org(system, "gallery")
@@ -151,7 +160,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory, fault_photos: Photos) -> Itera
                     response = api.post("/v1/encounters", data={"individual_id": code},
                                         files=[("images", (p.name, p.read_bytes(), "image/jpeg")) for p in paths])
                     assert response.status_code == 201, response.text
-            yield Rig(system, postgres, s3, database_url, snapshot_dir, gallery, fault_photos, no_tiny_fs)
+            yield Rig(system, postgres, s3, database_url, snapshot_dir, gallery, fault_photos, no_tiny_fs, env)
 
 
 @contextmanager
@@ -411,10 +420,10 @@ def indexed_in_catalogue(rig: Rig) -> dict[tuple[str, str, str], int]:
     """Embeddings the matcher should hold, per (org, species, model): counted from the database here."""
     with _engine(rig) as db:
         rows = db.execute(text(
-            "SELECT a.org_id, i.species_key, a.embedding_model, count(*) FROM annotations a "
+            "SELECT e.org_id, i.species_key, e.model_version, count(*) FROM embeddings e "
+            "JOIN annotations a ON a.id = e.annotation_id "
             "JOIN individuals i ON i.id = a.individual_id JOIN species s ON s.key = i.species_key "
-            "WHERE a.embedding IS NOT NULL AND a.embedding_model IS NOT NULL AND i.status = 'active' "
-            "AND s.is_cetacean GROUP BY a.org_id, i.species_key, a.embedding_model"))
+            "WHERE i.status = 'active' AND s.is_cetacean GROUP BY e.org_id, i.species_key, e.model_version"))
         return {(o, g, m): n for o, g, m, n in rows}
 
 

@@ -7,7 +7,7 @@ job wait in the object store under :func:`staged_key` until their item is done.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, func, select, update
@@ -196,11 +196,20 @@ def start_job(session: Session, org_id: str, job_id: str) -> IngestJob:
     return job
 
 
+DrainHook = Callable[[Session, IngestJob], bool]
+DRAIN_HOOKS: dict[str, DrainHook] = {}
+"""By a job's ``options.kind``: its last step once drained; False when it added items (it runs on).
+A domain that runs its work as ingest jobs registers its hook (services.catalog.model_versions)."""
+
+
 def finish_if_drained(session: Session, job: IngestJob) -> None:
-    """A running job none of whose items is open any more is completed."""
+    """A running job none of whose items is open any more is completed (after its kind's drain hook)."""
     open_items = session.scalar(select(func.count()).select_from(IngestItem).where(
         IngestItem.job_id == job.id, IngestItem.status.in_(OPEN_STATUSES)))
     if job.status == "running" and not open_items:
+        hook = DRAIN_HOOKS.get(str(job.options.get("kind", "")))
+        if hook is not None and not hook(session, job):
+            return
         job.status = "completed"
         job.finished_at = utcnow()
         session.flush()

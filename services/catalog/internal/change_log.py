@@ -15,8 +15,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from finprint.schemas.embeddings import ChangePage, EmbeddingChange
-from services.catalog.adapters.db.models import Annotation, Change, Individual
-from services.catalog.internal.indexed import embedding_record, indexed_query, is_indexed
+from services.catalog.adapters.db.models import Annotation, Change, Embedding
+from services.catalog.internal.indexed import IndexedRow, embedding_record, indexed_query, is_indexed
+from services.catalog.model_versions.generations import generations as shard_generations
 from services.catalog.shared.database import inserted
 
 # Any constant works; it only has to be the same for every writer of the change log.
@@ -36,20 +37,23 @@ def _lock_change_log(session: Session) -> None:
 
 def record_change(
     session: Session, annotation: Annotation, reason: str, *, deleted: bool = False
-) -> Change | None:
-    """Write the event for an annotation whose index entry may have changed.
+) -> list[Change]:
+    """Write the events for an annotation whose index entries may have changed: one per embedding
+    (one per model version). Annotations without an embedding were never indexed and get none."""
+    return [record_embedding_change(session, embedding, reason, deleted=deleted)
+            for embedding in annotation.embeddings]
 
-    Annotations without an embedding were never indexed and get no event.
-    """
-    if annotation.embedding is None:
-        return None
+
+def record_embedding_change(session: Session, embedding: Embedding, reason: str, *,
+                            deleted: bool = False) -> Change:
+    """Write the event for one embedding whose index entry may have changed."""
     _lock_change_log(session)
-    session.flush()  # the annotation's new state first, so is_indexed() sees it
-    op = "upsert" if not deleted and is_indexed(session, annotation) else "delete"
-    change = Change(org_id=annotation.org_id, embedding_id=annotation.id, op=op, reason=reason)
+    session.flush()  # the embedding's new state first, so is_indexed() sees it
+    op = "upsert" if not deleted and is_indexed(session, embedding) else "delete"
+    change = Change(org_id=embedding.org_id, embedding_id=embedding.id, op=op, reason=reason)
     inserted(session, change)
     if not deleted:
-        annotation.change_seq = change.seq
+        embedding.change_seq = change.seq
     return change
 
 
@@ -58,20 +62,23 @@ def head_seq(session: Session) -> int:
 
 
 def change_page(session: Session, *, after_seq: int, limit: int, org_id: str | None = None) -> ChangePage:
-    """Events after ``after_seq`` in sequence order, each resolved to its annotation's current state."""
+    """Events after ``after_seq`` in sequence order, each resolved to its embedding's current state, and the
+    model generations. These are read before the head: a swap commits after every embedding of the new
+    generation, so a matcher that has applied the changes up to the head holds all of them."""
+    generations = shard_generations(session, org_id)
     head = head_seq(session)
     query = select(Change).where(Change.seq > after_seq).order_by(Change.seq).limit(limit)
     if org_id:
         query = query.where(Change.org_id == org_id)
     changes = list(session.scalars(query))
-    rows = session.execute(indexed_query().where(Annotation.id.in_({c.embedding_id for c in changes})))
-    indexed = {annotation.id: (annotation, individual) for annotation, individual in rows.all()}
+    rows = session.execute(indexed_query().where(Embedding.id.in_({c.embedding_id for c in changes})))
+    indexed = {embedding.id: (embedding, annotation, individual) for embedding, annotation, individual in rows.all()}
     return ChangePage(changes=[_resolve(change, indexed.get(change.embedding_id)) for change in changes],
-                      head_seq=head)
+                      head_seq=head, generations=generations)
 
 
-def _resolve(change: Change, current: tuple[Annotation, Individual] | None) -> EmbeddingChange:
-    """The event as the matcher applies it: the annotation's record if it is indexed now, else a delete."""
+def _resolve(change: Change, current: IndexedRow | None) -> EmbeddingChange:
+    """The event as the matcher applies it: the embedding's record if it is indexed now, else a delete."""
     if current is None:
         return EmbeddingChange(seq=change.seq, op="delete", embedding_id=change.embedding_id)
     record = embedding_record(*current, seq=change.seq)

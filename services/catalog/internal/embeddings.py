@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from finprint.schemas.embeddings import EmbeddingPage, EmbeddingSummary, IndexSummary, MembershipDigest
-from services.catalog.adapters.db.models import Annotation, Individual
+from services.catalog.adapters.db.models import Embedding, Individual
 from services.catalog.internal.change_log import head_seq
 from services.catalog.internal.indexed import embedding_record, indexed_query
 
@@ -30,12 +30,12 @@ def embedding_page(session: Session, *, cursor: str | None, limit: int, org_id: 
     head, after = _parse_cursor(cursor)
     if head is None:
         head = head_seq(session)
-    query = indexed_query().where(Annotation.id > after).order_by(Annotation.id).limit(limit)
+    query = indexed_query().where(Embedding.id > after).order_by(Embedding.id).limit(limit)
     if org_id:
-        query = query.where(Annotation.org_id == org_id)
+        query = query.where(Embedding.org_id == org_id)
     rows = session.execute(query).all()
-    records = [embedding_record(annotation, individual, annotation.change_seq)
-               for annotation, individual in rows]
+    records = [embedding_record(embedding, annotation, individual, embedding.change_seq)
+               for embedding, annotation, individual in rows]
     next_cursor = f"{head}.{records[-1].embedding_id}" if len(records) == limit else None
     return EmbeddingPage(records=records, next_cursor=next_cursor, head_seq=head)
 
@@ -63,7 +63,7 @@ def embedding_summary(session: Session, *, attempts: int = 5) -> EmbeddingSummar
 def _membership_digests(session: Session) -> dict[tuple[str, str, str], MembershipDigest]:
     """Per (organisation, species, model version): the digest of (embedding, individual) memberships."""
     query = indexed_query().with_only_columns(
-        Annotation.org_id, Individual.species_key, Annotation.embedding_model, Annotation.id, Individual.id
+        Embedding.org_id, Individual.species_key, Embedding.model_version, Embedding.id, Individual.id
     )
     digests: dict[tuple[str, str, str], MembershipDigest] = {}
     for org_id, species, model, embedding_id, individual_id in session.execute(

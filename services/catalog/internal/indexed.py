@@ -1,4 +1,4 @@
-"""Which annotations the matcher indexes, and the record it holds for each."""
+"""Which embeddings the matcher indexes, and the record it holds for each."""
 
 from __future__ import annotations
 
@@ -7,37 +7,35 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from finprint.schemas.embeddings import EmbeddingRecord, encode_vector
-from services.catalog.adapters.db.models import Annotation, Individual, Species
+from services.catalog.adapters.db.models import Annotation, Embedding, Individual, Species
+
+IndexedRow = tuple[Embedding, Annotation, Individual]
 
 
-def indexed_query() -> Select[tuple[Annotation, Individual]]:
-    """The indexed annotations with their individual: an embedding, an active individual, a cetacean."""
+def indexed_query() -> Select[IndexedRow]:
+    """The indexed embeddings with their annotation and individual: an active individual, a cetacean."""
     return (
-        select(Annotation, Individual)
+        select(Embedding, Annotation, Individual)
+        .join(Annotation, Annotation.id == Embedding.annotation_id)
         .join(Individual, Individual.id == Annotation.individual_id)
         .join(Species, Species.key == Individual.species_key)
-        .where(
-            Annotation.embedding.is_not(None),
-            Annotation.embedding_model.is_not(None),
-            Individual.status == "active",
-            Species.is_cetacean.is_(True),
-        )
+        .where(Individual.status == "active", Species.is_cetacean.is_(True))
     )
 
 
-def is_indexed(session: Session, annotation: Annotation) -> bool:
-    query = indexed_query().where(Annotation.id == annotation.id).with_only_columns(Annotation.id)
+def is_indexed(session: Session, embedding: Embedding) -> bool:
+    query = indexed_query().where(Embedding.id == embedding.id).with_only_columns(Embedding.id)
     return session.scalar(query) is not None
 
 
-def embedding_record(annotation: Annotation, individual: Individual, seq: int) -> EmbeddingRecord:
-    assert annotation.embedding is not None and annotation.embedding_model is not None
+def embedding_record(embedding: Embedding, annotation: Annotation, individual: Individual,
+                     seq: int) -> EmbeddingRecord:
     return EmbeddingRecord(
         org_id=annotation.org_id,
         species_group=individual.species_key,
-        model_version=annotation.embedding_model,
-        embedding_id=annotation.id,
+        model_version=embedding.model_version,
+        embedding_id=embedding.id,
         individual_id=individual.id,
-        vector=encode_vector(np.frombuffer(annotation.embedding, dtype="<f4")),
+        vector=encode_vector(np.frombuffer(embedding.vector, dtype="<f4")),
         seq=seq,
     )

@@ -7,7 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
+
 from finprint.http import ServiceClient
+from finprint.schemas.embeddings import encode_vector
 from services.gateway.adapters.uploads import Upload
 
 
@@ -65,6 +68,14 @@ class CatalogClient:
         """A stored photo's original bytes."""
         response = await self.client.request("GET", f"/v1/orgs/{org_id}/media/{segment(media_id)}/content")
         return Upload(response.content, media_id, response.headers.get("content-type", "application/octet-stream"))
+
+    async def store_embedding(self, org_id: str, annotation_id: str, model_version: str,
+                              vector: np.ndarray) -> dict[str, Any]:
+        """An annotation's embedding of one model version (a re-embedding); a replay replaces it."""
+        body = {"model_version": model_version, "vector": encode_vector(vector)}
+        response = await self.client.request(
+            "PUT", f"/v1/orgs/{org_id}/annotations/{segment(annotation_id)}/embeddings", json=body, idempotent=True)
+        return response.json()
 
     async def forward(self, method: str, path: str, **kwargs: Any) -> Any:
         response = await self.client.request(method, path, **kwargs)

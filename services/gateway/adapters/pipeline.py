@@ -117,6 +117,23 @@ def refused_as_wrong_input(problem: Problem) -> bool:
     return problem.slug == "invalid-pixels"
 
 
+@dataclass(frozen=True)
+class ShardAnswer:
+    match: QueryResult | None
+    """None when the organisation has no index for that key yet."""
+    kept_versions: list[str]
+    """The model versions the shard keeps (serving first): an enrolment stores an embedding of each."""
+
+
+class WrongModelVersion(Exception):
+    """The shard serves another model version than the query's: embed again with ``serving``."""
+
+    def __init__(self, serving: str, kept: list[str]) -> None:
+        super().__init__(f"the shard serves {serving}")
+        self.serving = serving
+        self.kept = kept
+
+
 class Pipeline:
     def __init__(self, detector: ServiceClient, embedder: ServiceClient, matchers: list[ServiceClient],
                  shared_input: SharedInput | None = None) -> None:
@@ -158,24 +175,26 @@ class Pipeline:
         return DetectResponse.model_validate(response.json())
 
     async def embed(self, image: bytes, filename: str, content_type: str, boxes: list[tuple[int, int, int, int]],
-                    decoded: DecodedPhoto | None = None) -> tuple[EmbedResponse, list[np.ndarray]]:
+                    decoded: DecodedPhoto | None = None,
+                    model_version: str | None = None) -> tuple[EmbedResponse, list[np.ndarray]]:
         """Embed each box of one photo, in order. The embedder gets each distinct region once (every
         animal's region is the whole photo today, so one photo however many animals it shows): as the
         decoded pixels where it is the whole photo, else the photo's bytes with the region as its box,
-        never re-encoded."""
+        never re-encoded. ``model_version``: one the embedder serves beside its default (a model upgrade)."""
         regions = list(dict.fromkeys(tuple(box) for box in boxes))
-        embedded, vectors = await self._embed_regions(image, filename, content_type, regions, decoded)
+        embedded, vectors = await self._embed_regions(image, filename, content_type, regions, decoded, model_version)
         order = [regions.index(tuple(box)) for box in boxes]
         results = [embedded.results[i] for i in order]
         return embedded.model_copy(update={"results": results}), [vectors[i] for i in order]
 
     async def _embed_regions(self, image: bytes, filename: str, content_type: str,
-                             regions: list[tuple[int, int, int, int]],
-                             decoded: DecodedPhoto | None) -> tuple[EmbedResponse, list[np.ndarray]]:
+                             regions: list[tuple[int, int, int, int]], decoded: DecodedPhoto | None,
+                             model_version: str | None) -> tuple[EmbedResponse, list[np.ndarray]]:
+        params = {"embedding_encoding": "base64", **({"model_version": model_version} if model_version else {})}
         if decoded is not None and regions == [decoded.info.whole_photo]:
             try:
                 return self._parsed(await self.embedder.request(
-                    "POST", "/v1/embed/pixels", params={"embedding_encoding": "base64"},
+                    "POST", "/v1/embed/pixels", params=params,
                     content=encode_pixels(decoded.pixels[None]),
                     headers={"Content-Type": PIXELS_MEDIA_TYPE}, idempotent=True,
                 ))
@@ -186,7 +205,7 @@ class Pipeline:
         # The bytes of the photo go once per region: the embedder's /v1/embed crops each file part by its box.
         files = [("images", (filename, image, content_type)) for _ in regions]
         return self._parsed(await self.embedder.request(
-            "POST", "/v1/embed", params={"embedding_encoding": "base64"}, files=files,
+            "POST", "/v1/embed", params=params, files=files,
             data={"boxes": json.dumps([list(r) for r in regions])}, idempotent=True,
         ))
 
@@ -199,17 +218,22 @@ class Pipeline:
         return self.matchers[shard_for(org_id, species_group, len(self.matchers))]
 
     async def search(self, org_id: str, species_group: str, model_version: str, vector: np.ndarray,
-                     k: int = 5) -> QueryResult | None:
-        """Candidates for one query; None when the organisation has no index for that key yet."""
+                     k: int = 5) -> ShardAnswer:
+        """Candidates for one query from the shard of (org, species); raises :class:`WrongModelVersion`
+        when the shard serves another model version than the query's."""
         body = {"org_id": org_id, "species_group": species_group, "model_version": model_version,
                 "queries_b64": [encode_vector(vector)], "k": k}
         try:
             response = await self.matcher_for(org_id, species_group).post_json("/v1/search", body, idempotent=True)
         except Problem as problem:
             if problem.status == 404:
-                return None
+                return ShardAnswer(None, [model_version])
+            if problem.status == 409 and problem.extensions.get("serving_version"):
+                raise WrongModelVersion(str(problem.extensions["serving_version"]),
+                                        list(problem.extensions.get("kept_versions") or [])) from None
             raise
-        return SearchResponse.model_validate(response).results[0]
+        parsed = SearchResponse.model_validate(response)
+        return ShardAnswer(parsed.results[0], parsed.kept_versions or [model_version])
 
     async def sync(self, org_id: str, species_group: str) -> None:
         """Ask the shard owning the key to pull the catalogue's changes now (enrolment is then indexed)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -17,7 +17,7 @@ from finprint.schemas.detector import DetectResponse, Detection
 from finprint.schemas.embedder import EmbedResponse
 from finprint.schemas.matcher import QueryResult
 from services.gateway.adapters.catalog import CatalogClient
-from services.gateway.adapters.pipeline import Pipeline
+from services.gateway.adapters.pipeline import DecodedPhoto, Pipeline, WrongModelVersion
 from services.gateway.adapters.uploads import Upload
 from services.gateway.domain.identify import species_group
 
@@ -28,15 +28,16 @@ class Analysis:
 
     detect: DetectResponse
     embed: EmbedResponse | None
+    """The default model's answer (its species head names the shard)."""
     vectors: list[np.ndarray]
+    """Per animal: the embedding its shard was searched with, of the version in ``versions``."""
     groups: list[str]
     matches: list[QueryResult | None]
+    versions: list[str] = field(default_factory=list)
+    other_vectors: list[dict[str, np.ndarray]] = field(default_factory=list)
+    """Per animal: its embeddings of the other versions its shard keeps (during a model upgrade)."""
     codes: dict[str, str] | None = None
     """Catalogue codes of the candidate individuals, by catalogue id; None until looked up."""
-
-    @property
-    def model_version(self) -> str | None:
-        return None if self.embed is None else f"{self.embed.model.name}:{self.embed.model.version}"
 
     @property
     def found_cetacean(self) -> bool:
@@ -79,9 +80,51 @@ async def analyse(pipeline: Pipeline, org_id: str, upload: Upload, *, known_ceta
     regions = [embedding_region(detect) for _ in detect.detections]
     embed, vectors = await pipeline.embed(upload.data, upload.filename, upload.content_type, regions, decoded)
     groups = [species_group(result.species) for result in embed.results]
-    version = f"{embed.model.name}:{embed.model.version}"
-    matches = await asyncio.gather(*(pipeline.search(org_id, g, version, v) for g, v in zip(groups, vectors)))
-    return Analysis(detect, embed, vectors, groups, list(matches))
+    embeddings = VersionedEmbeddings(pipeline, upload, regions, decoded, embed.model.key, vectors)
+    searched = await asyncio.gather(*(_search_serving(pipeline, org_id, g, i, embeddings)
+                                      for i, g in enumerate(groups)))
+    others = await asyncio.gather(*(embeddings.others(i, kept, version)
+                                    for i, (_, version, kept) in enumerate(searched)))
+    return Analysis(detect, embed, [embeddings.vector(v, i) for i, (_, v, _) in enumerate(searched)], groups,
+                    [match for match, _, _ in searched], [v for _, v, _ in searched], list(others))
+
+
+class VersionedEmbeddings:
+    """A photo's embeddings by model version, each version embedded once, when first needed."""
+
+    def __init__(self, pipeline: Pipeline, upload: Upload, regions: list[tuple[int, int, int, int]],
+                 decoded: DecodedPhoto | None, default_version: str, default_vectors: list[np.ndarray]) -> None:
+        self._pipeline, self._upload, self._regions, self._decoded = pipeline, upload, regions, decoded
+        self.default_version = default_version
+        self._vectors = {default_version: default_vectors}
+        self._lock = asyncio.Lock()
+
+    async def of(self, version: str) -> list[np.ndarray]:
+        async with self._lock:
+            if version not in self._vectors:
+                u = self._upload
+                _, self._vectors[version] = await self._pipeline.embed(
+                    u.data, u.filename, u.content_type, self._regions, self._decoded, model_version=version)
+            return self._vectors[version]
+
+    def vector(self, version: str, animal: int) -> np.ndarray:
+        return self._vectors[version][animal]
+
+    async def others(self, animal: int, kept: list[str], searched: str) -> dict[str, np.ndarray]:
+        return {v: (await self.of(v))[animal] for v in kept if v != searched}
+
+
+async def _search_serving(pipeline: Pipeline, org_id: str, group: str, animal: int,
+                          embeddings: VersionedEmbeddings) -> tuple[QueryResult | None, str, list[str]]:
+    """Search the animal's shard with the version it serves: the default model's embedding, or, when
+    the shard serves another version (mid-upgrade, or after a rollback), that version's."""
+    version = embeddings.default_version
+    try:
+        answer = await pipeline.search(org_id, group, version, (await embeddings.of(version))[animal])
+    except WrongModelVersion as wrong:
+        version = wrong.serving
+        answer = await pipeline.search(org_id, group, version, (await embeddings.of(version))[animal])
+    return answer.match, version, answer.kept_versions
 
 
 async def analyse_all(pipeline: Pipeline, org_id: str, uploads: Sequence[Upload], concurrency: int, *,

@@ -21,13 +21,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+
+from finprint.imaging import read_image_info
 from finprint.problems import DependencyUnavailable, Problem
 from finprint.schemas.detector import Detection
 from finprint.schemas.embeddings import encode_vector
 from services.gateway.adapters.catalog import CatalogClient
 from services.gateway.adapters.pipeline import Pipeline
 from services.gateway.adapters.uploads import Upload
-from services.gateway.application.analysis import Analysis, analyse, analyse_all, resolve_candidates
+from services.gateway.application.analysis import Analysis, analyse_all, resolve_candidates
 from services.gateway.domain.enrolment import EncounterForm
 
 log = logging.getLogger("finprint.enrolment")
@@ -52,6 +56,12 @@ class EnrolmentUnconfirmed(Problem):
     def __init__(self, cause: DependencyUnavailable) -> None:
         super().__init__(cause.status, cause.detail, slug=cause.slug, title=cause.title, headers=cause.headers,
                          **cause.extensions)
+
+
+@dataclass(frozen=True)
+class StoredEmbedding:
+    model_version: str
+    vector: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -148,12 +158,19 @@ class EnrolmentService:
             log.warning("enrolment stored, index not updated yet",
                         extra={"fields": {"org_id": org_id, "species": species_group, "reason": exc.detail}})
 
-    async def analyse_stored(self, org_id: str, media_id: str) -> Analysis:
-        """A stored photo analysed again by the models served now (re-embedding every stored image
-        with a new model version): its original bytes from the catalog, the same analysis as at
-        enrolment. It was accepted as a cetacean then, so a detector miss takes it whole."""
+    async def embed_stored(self, org_id: str, media_id: str, model_version: str | None = None) -> StoredEmbedding:
+        """A stored photo embedded again as enrolment embedded it (the whole photo, ``embedding_region``),
+        by ``model_version`` (the re-embedding of the catalogue with a new model; None: the default
+        version): its original bytes from the catalog. Nothing is detected or searched: the stored
+        annotations keep their boxes and species."""
         photo = await self.catalog.media_content(org_id, media_id)
-        return await analyse(self.pipeline, org_id, photo, known_cetacean=True)
+        decoded = await self.pipeline.decode(photo.data)
+        info = decoded.info if decoded is not None else await run_in_threadpool(
+            read_image_info, photo.data, self.pipeline.shared_input.limits)
+        region = (0, 0, info.width, info.height)
+        embedded, [vector] = await self.pipeline.embed(photo.data, photo.filename, photo.content_type, [region],
+                                                       decoded, model_version=model_version)
+        return StoredEmbedding(embedded.model.key, vector)
 
     async def _decision(self, request: EnrolmentRequest, analyses: Sequence[Analysis]) -> tuple[dict | None, str]:
         species = request.species or analyses[0].groups[0]
@@ -217,15 +234,17 @@ def enrol_annotations(analysis: Analysis, decision: dict | None, filed_under: st
     assert analysis.embed is not None
     codes = analysis.codes or {}
     annotations = []
-    for det, res, vector, match, group in zip(analysis.detect.detections, analysis.embed.results, analysis.vectors,
-                                              analysis.matches, analysis.groups):
+    for det, res, vector, match, group, version, others in zip(
+            analysis.detect.detections, analysis.embed.results, analysis.vectors, analysis.matches, analysis.groups,
+            analysis.versions, analysis.other_vectors):
         species = filed_under or group
         annotation = {
             "box": box_xywh(det),
             "view": det.view,
             "species": species,
             "species_score": next((s.score for s in res.species if s.species == species), None),
-            "embedding": {"model_version": analysis.model_version, "vector": encode_vector(vector)},
+            "embedding": {"model_version": version, "vector": encode_vector(vector)},
+            "other_embeddings": [{"model_version": v, "vector": encode_vector(x)} for v, x in others.items()],
             "candidates": [] if match is None else [
                 {"individual_id": c.individual_id, "score": c.score, "catalogue_code": codes.get(c.individual_id)}
                 for c in match.candidates

@@ -15,8 +15,9 @@ from finprint.schemas.gateway import (
     IdentifyModels,
     IdentifyResponse,
 )
+from finprint.schemas.matcher import QueryResult
 from services.gateway.adapters.catalog import CatalogClient
-from services.gateway.adapters.pipeline import Pipeline
+from services.gateway.adapters.pipeline import Pipeline, WrongModelVersion
 from services.gateway.adapters.uploads import Upload
 from services.gateway.application.analysis import Analysis, analyse, analyse_all, resolve_candidates
 from services.gateway.domain.identify import (
@@ -43,8 +44,9 @@ async def identify(pipeline: Pipeline, catalog: CatalogClient, org_id: str, uplo
     individuals = await resolve_candidates(catalog, org_id, [analysis])
     codes, names = analysis.codes or {}, _names(individuals)
     results = [
-        identify_result(det, res.species, match, codes, names)
-        for det, res, match in zip(analysis.detect.detections, analysis.embed.results, analysis.matches)
+        identify_result(det, res.species, match, codes, names, version)
+        for det, res, match, version in zip(analysis.detect.detections, analysis.embed.results, analysis.matches,
+                                            analysis.versions)
     ]
     return IdentifyResponse(results=results, model=models), analysis
 
@@ -52,6 +54,23 @@ async def identify(pipeline: Pipeline, catalog: CatalogClient, org_id: str, uplo
 def _most_confident(analysis: Analysis) -> int:
     assert analysis.embed is not None
     return max(range(len(analysis.detect.detections)), key=lambda i: analysis.detect.detections[i].score)
+
+
+async def _fused_search(pipeline: Pipeline, org_id: str, group: str,
+                        used: list[tuple[Analysis, int]]) -> QueryResult | None:
+    """The mean of the photos' embeddings searched in the fused species' shard. Only embeddings of the
+    version that shard serves are averaged; mid-upgrade, photos of other species may have been searched
+    with another version, and should none be of the one it serves, there is no fused answer."""
+    version = used[0][0].versions[used[0][1]]
+    for _ in range(2):
+        vectors = [a.vectors[i] for a, i in used if a.versions[i] == version]
+        if not vectors:
+            return None
+        try:
+            return (await pipeline.search(org_id, group, version, fused_embedding(vectors))).match
+        except WrongModelVersion as wrong:
+            version = wrong.serving
+    return None
 
 
 async def identify_encounter(pipeline: Pipeline, catalog: CatalogClient, org_id: str, uploads: Sequence[Upload],
@@ -66,8 +85,7 @@ async def identify_encounter(pipeline: Pipeline, catalog: CatalogClient, org_id:
     if used:
         fused_species = mean_species([a.embed.results[i].species for a, i in used if a.embed])
         group = species_group(fused_species)
-        vector = fused_embedding([a.vectors[i] for a, i in used])
-        fused_match = await pipeline.search(org_id, group, used[0][0].model_version or "", vector)
+        fused_match = await _fused_search(pipeline, org_id, group, used)
     ids = sorted(set().union(*(a.candidate_ids() for a in analyses))
                  | {c.individual_id for c in (fused_match.candidates if fused_match else [])})
     individuals = await catalog.individuals_by_id(org_id, ids)
@@ -82,7 +100,7 @@ async def identify_encounter(pipeline: Pipeline, catalog: CatalogClient, org_id:
         best = _most_confident(analysis)
         photos.append(EncounterPhoto(filename=upload.filename, result=identify_result(
             analysis.detect.detections[best], analysis.embed.results[best].species, analysis.matches[best],
-            codes, names)))
+            codes, names, analysis.versions[best])))
     if not used:
         return EncounterIdentifyResponse(fused=None, photos=photos, reason=NO_CETACEAN, model=models)
     fused = FusedIdentification(

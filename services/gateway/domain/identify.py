@@ -50,6 +50,7 @@ def identify_result(
     match: QueryResult | None,
     codes: Mapping[str, str],
     names: Mapping[str, str | None],
+    model_version: str | None = None,
 ) -> IdentifyResult:
     return IdentifyResult(
         box=[float(v) for v in detection.box],
@@ -59,6 +60,7 @@ def identify_result(
         candidates=public_candidates(match, codes, names),
         new_individual=1.0 if match is None else match.new_individual,
         ranking=public_ranking(match, codes),
+        model_version=model_version,
     )
 
 

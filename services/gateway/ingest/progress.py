@@ -32,6 +32,9 @@ class JobProgress(BaseModel):
     images_per_second: float | None = Field(description="Items finished per second since the job started.")
     eta_s: float | None = Field(description="Seconds left at the current rate.")
     s3: dict[str, Any] | None = Field(None, description="The S3 source, without its credentials.")
+    model_upgrade: dict[str, Any] | None = Field(
+        None, description="A re-embedding job: its `model_version`, and once finished whether the shards were "
+        "`swapped` to it (with `shards`) or why not (`reason`).")
 
     @property
     def finished(self) -> bool:
@@ -56,12 +59,14 @@ def job_progress(job: dict[str, Any], now: datetime | None = None) -> JobProgres
         if elapsed > 0 and finished_items:
             rate = round(finished_items / elapsed, 3)
             eta = round((pending + running) / rate, 1)
-    s3 = job.get("options", {}).get("s3")
+    options = job.get("options", {})
+    s3 = options.get("s3")
+    upgrade = {k: v for k, v in options.items() if k != "kind"} if options.get("kind") == "reembed" else None
     return JobProgress(
         id=job["id"], name=job["name"], status=job["status"], source=job.get("source"),
         created_at=job["created_at"], started_at=started, finished_at=finished, total=total, done=done,
         failed=failed, duplicates=duplicates, pending=pending, running=running, images_per_second=rate,
-        eta_s=eta, s3=S3Source.model_validate(s3).public() if s3 else None,
+        eta_s=eta, s3=S3Source.model_validate(s3).public() if s3 else None, model_upgrade=upgrade,
     )
 
 

@@ -34,9 +34,8 @@ from finprint.outbound import OutboundRefused
 from finprint.problems import DependencyUnavailable, Problem
 from finprint.schemas.detector import DetectResponse
 from finprint.schemas.embedder import EmbedResponse
-from finprint.schemas.matcher import QueryResult
 from services.gateway.adapters.catalog import CatalogClient
-from services.gateway.adapters.pipeline import DecodedPhoto, Pipeline
+from services.gateway.adapters.pipeline import DecodedPhoto, Pipeline, ShardAnswer
 from services.gateway.adapters.uploads import Upload
 from services.gateway.application.enrolment import (
     Enrolled,
@@ -52,6 +51,9 @@ from services.gateway.settings import GatewaySettings
 
 log = logging.getLogger("finprint.ingest")
 STAGES = ("decode", "detector", "embedder", "matcher", "catalog")
+REEMBED = "reembed"
+"""The ``options.kind`` of a job re-embedding stored photos with a new model version (the catalog's
+services.catalog.model_versions creates them)."""
 
 
 def default_worker_id() -> str:
@@ -104,12 +106,13 @@ class TimedPipeline(Pipeline):
             return await super().detect(image, content_type, decoded)
 
     async def embed(self, image: bytes, filename: str, content_type: str, boxes: list[tuple[int, int, int, int]],
-                    decoded: DecodedPhoto | None = None) -> tuple[EmbedResponse, list[np.ndarray]]:
+                    decoded: DecodedPhoto | None = None,
+                    model_version: str | None = None) -> tuple[EmbedResponse, list[np.ndarray]]:
         with self.times.stage("embedder"):
-            return await super().embed(image, filename, content_type, boxes, decoded)
+            return await super().embed(image, filename, content_type, boxes, decoded, model_version)
 
     async def search(self, org_id: str, species_group: str, model_version: str, vector: np.ndarray,
-                     k: int = 5) -> QueryResult | None:
+                     k: int = 5) -> ShardAnswer:
         with self.times.stage("matcher"):
             return await super().search(org_id, species_group, model_version, vector, k)
 
@@ -253,6 +256,8 @@ class Worker:
         return outcome
 
     async def _ingest(self, item: dict[str, Any], times: StageTimes) -> Outcome:
+        if item["job_options"].get("kind") == REEMBED:
+            return await self._reembed(item, times)
         org_id = item["org_id"]
         with times.stage("decode"):
             row = self._row(item)
@@ -293,6 +298,29 @@ class Worker:
                   "decision": enrolled.decision, "individual_id": row.individual_id, "animals": results_of(enrolled)}
         reindex = (org_id, enrolled.species_to_index) if enrolled.species_to_index else None
         return Outcome("done", result, media_id=result["media_id"], reindex=reindex)
+
+    async def _reembed(self, item: dict[str, Any], times: StageTimes) -> Outcome:
+        """One stored annotation's photo embedded by the job's model version, stored beside its other
+        embeddings (an upsert by annotation and version: a replayed item stores nothing twice)."""
+        org_id, version = item["org_id"], item["job_options"]["model_version"]
+        annotation_id, media_id = item["payload"]["annotation_id"], item["payload"]["media_id"]
+        try:
+            embedded = await self._enrolment(times).embed_stored(org_id, media_id, version)
+        except Problem as problem:
+            if problem.slug == "model-version-not-served":
+                # An embedder rolled out without the new version: wait for it (the item goes back, its attempt
+                # not counted) rather than fail every photo.
+                raise DependencyUnavailable(f"embedder {version}", problem.detail,
+                                            self.settings.retry_after_s) from None
+            if problem.status == 404:
+                raise ItemFailed(f"the photo of annotation {annotation_id} is gone (media {media_id})") from None
+            raise
+        if embedded.model_version != version:
+            raise ItemFailed(f"the embedder answered with {embedded.model_version}, not {version}")
+        with times.stage("catalog"):
+            stored = await self.catalog.store_embedding(org_id, annotation_id, version, embedded.vector)
+        return Outcome("done", {"annotation_id": annotation_id, "embedding_id": stored["embedding_id"],
+                                "model_version": version}, media_id=media_id)
 
     def _enrolment(self, times: StageTimes | None = None) -> EnrolmentService:
         """The enrolment service, its model calls timed into ``times`` when given."""

@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from services.gateway.routes import admin, auth, catalogue, identify, ingest, web
+from services.gateway.routes import admin, auth, catalogue, identify, ingest, models, web
 
 
 def public_routers() -> list[APIRouter]:
-    return [auth.router, identify.router, catalogue.router, admin.router, ingest.router, web.router]
+    return [auth.router, identify.router, catalogue.router, admin.router, ingest.router, models.router, web.router]

@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from finprint.schemas.embeddings import EmbeddingChange, EmbeddingRecord, IndexKey, decode_vector
+from finprint.schemas.embeddings import EmbeddingChange, EmbeddingRecord, IndexKey, ShardGeneration, decode_vector
 from finprint.schemas.matcher import IndexInfo, shard_for
 from services.matcher.domain.index import (
     IndexedImage,
@@ -46,6 +46,16 @@ def key_tuple(key: IndexKey) -> KeyTuple:
 
 def key_model(key: KeyTuple) -> IndexKey:
     return IndexKey(org_id=key[0], species_group=key[1], model_version=key[2])
+
+
+class VersionMismatch(Exception):
+    """A query embedded by another model version than the one its shard serves: answering it would
+    compare embeddings of two models."""
+
+    def __init__(self, key: IndexKey, serving: str, kept: list[str]) -> None:
+        super().__init__(f"{key.org_id}:{key.species_group} serves {serving}, not {key.model_version}")
+        self.serving = serving
+        self.kept = kept
 
 
 class NotOwned(Exception):
@@ -104,6 +114,8 @@ class Gallery:
         self._indexes: dict[KeyTuple, VectorIndex] = {}
         self._locations: dict[str, KeyTuple] = {}
         self._tombstones: dict[str, int] = {}
+        self._generations: dict[tuple[str, str], dict[str, str]] = {}
+        """(org, species) -> {state: model version}, from the catalogue's model_generations."""
         self._mutex = threading.RLock()
 
     # -- reading -------------------------------------------------------------------------------
@@ -115,11 +127,52 @@ class Gallery:
             raise NotOwned(
                 key.org_id, key.species_group, self.ownership.owner_of(key.org_id, key.species_group)
             )
+        serving = self.serving_version(key.org_id, key.species_group)
+        if serving is not None and serving != key.model_version:
+            raise VersionMismatch(key, serving, self.kept_versions(key.org_id, key.species_group))
         queries = normalised_rows(queries, self.policy.dim)
         index = self._indexes.get(key_tuple(key))
         if index is None:
             return [[] for _ in range(len(queries))], self._info(key, None)
         return index.search(queries, k, scoring), self._info(key, index)
+
+    def set_generations(self, generations: Sequence[ShardGeneration]) -> None:
+        """The catalogue's generations, once every change before them is applied (see ChangePage)."""
+        shards: dict[tuple[str, str], dict[str, str]] = {}
+        for g in generations:
+            if self.ownership.owns(g.org_id, g.species_group):
+                shards.setdefault((g.org_id, g.species_group), {})[g.state] = g.model_version
+        self._generations = shards
+
+    def serving_version(self, org_id: str, species_group: str) -> str | None:
+        """The version a shard answers from: its serving generation, or without one the version of its
+        embeddings (the most of them should a shard never upgraded hold two); None for an empty shard."""
+        generation = self._generations.get((org_id, species_group), {})
+        if "serving" in generation:
+            return generation["serving"]
+        sizes = {v: index.size for (o, g, v), index in list(self._indexes.items())
+                 if o == org_id and g == species_group and index.size}
+        return max(sizes, key=lambda v: sizes[v]) if sizes else None
+
+    def kept_versions(self, org_id: str, species_group: str) -> list[str]:
+        """The versions a shard keeps embeddings of: serving first, then building and previous. An
+        enrolment stores its photo's embedding of each, so none of these indexes falls behind."""
+        generation = self._generations.get((org_id, species_group), {})
+        serving = self.serving_version(org_id, species_group)
+        kept = [serving] if serving else []
+        return kept + [generation[s] for s in ("building", "previous") if s in generation and generation[s] not in kept]
+
+    def shard_versions(self) -> dict[str, dict[str, str]]:
+        """``org:species`` -> {state: version} of every shard held, for /readyz and GET /v1/model."""
+        keys = {(o, g) for o, g, _ in list(self._indexes)} | set(self._generations)
+        shards = {}
+        for org_id, group in sorted(keys):
+            generation = dict(self._generations.get((org_id, group), {}))
+            serving = self.serving_version(org_id, group)
+            if serving:
+                generation["serving"] = serving
+            shards[f"{org_id}:{group}"] = generation
+        return shards
 
     def infos(self) -> list[IndexInfo]:
         return [self._info(index.key, index) for index in list(self._indexes.values())]

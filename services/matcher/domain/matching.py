@@ -27,4 +27,6 @@ def identify(gallery: Gallery, thresholds: ThresholdBook, request: SearchRequest
         )
         for candidates in per_query
     ]
-    return SearchResponse(results=results, index=info)
+    return SearchResponse(results=results, index=info,
+                          serving_version=gallery.serving_version(request.org_id, request.species_group),
+                          kept_versions=gallery.kept_versions(request.org_id, request.species_group))

@@ -223,11 +223,8 @@ class Media(Timestamped, Base):
 
 
 class Annotation(Timestamped, Base):
-    """One animal in one image: its box, view, species and the crop's embedding.
-
-    ``change_seq`` is the sequence number of the last change event written for this annotation;
-    the matcher's records carry it.
-    """
+    """One animal in one image: its box, view, species, and the crop's embeddings (one per model
+    version: two versions live side by side while the catalogue is re-embedded)."""
 
     __tablename__ = "annotations"
     __table_args__ = (
@@ -247,13 +244,55 @@ class Annotation(Timestamped, Base):
     quality: Mapped[float | None] = mapped_column(Float)
     species_key: Mapped[str | None] = mapped_column(ForeignKey("species.key"))
     species_score: Mapped[float | None] = mapped_column(Float)
-    embedding_model: Mapped[str | None] = mapped_column(String(100))
-    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
-    change_seq: Mapped[int] = mapped_column(SequenceNumber, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     media: Mapped[Media] = relationship()
     individual: Mapped[Individual | None] = relationship()
+    embeddings: Mapped[list[Embedding]] = relationship(
+        back_populates="annotation", cascade="all, delete-orphan", order_by="Embedding.created_at", lazy="selectin"
+    )
+
+    def embedding_of(self, model_version: str) -> Embedding | None:
+        return next((e for e in self.embeddings if e.model_version == model_version), None)
+
+
+class Embedding(Timestamped, Base):
+    """One model version's vector of an annotation's crop; the matcher indexes it under that version.
+
+    ``change_seq`` is the sequence number of the last change event written for this embedding; the
+    matcher's records carry it. Embeddings made before model versions were tracked kept their
+    annotation's id.
+    """
+
+    __tablename__ = "embeddings"
+    __table_args__ = (UniqueConstraint("annotation_id", "model_version"),)
+
+    id: Mapped[UuidPrimaryKey]
+    org_id: Mapped[OrgForeignKey]
+    annotation_id: Mapped[str] = mapped_column(ForeignKey("annotations.id", ondelete="CASCADE"), index=True)
+    model_version: Mapped[str] = mapped_column(String(100))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    change_seq: Mapped[int] = mapped_column(SequenceNumber, default=0)
+
+    annotation: Mapped[Annotation] = relationship(back_populates="embeddings")
+
+
+class ModelGeneration(Timestamped, Base):
+    """Which model version's index a shard (organisation, species) answers from.
+
+    One ``serving`` row per shard that has been through a model upgrade; ``building`` while a
+    re-embedding fills a new version's index, ``previous`` for the one a rollback returns to. A shard
+    without rows serves the only version its embeddings have.
+    """
+
+    __tablename__ = "model_generations"
+    __table_args__ = (one_of("state", "serving", "building", "previous"),)
+
+    org_id: Mapped[str] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), primary_key=True)
+    species_group: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_version: Mapped[str] = mapped_column(String(100), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class Identification(Timestamped, Base):

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import base64
-import binascii
 
 import numpy as np
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from finprint.schemas.catalog import AnnotationCreate, AnnotationOut, AnnotationUpdate, Box, EmbeddingIn
-from services.catalog.adapters.db.models import Annotation, Media
+from services.catalog.adapters.db.models import Annotation, Embedding, Media, new_id
 from services.catalog.audit import service as audit
 from services.catalog.encounters.media.service import get_media
 from services.catalog.individuals.service import active_individual, assign, require_species
@@ -27,7 +26,7 @@ def embedding_bytes(embedding: EmbeddingIn) -> bytes:
     """The vector as stored: little-endian float32, checked to be finite and non-empty."""
     try:
         raw = base64.b64decode(embedding.vector, validate=True)
-    except binascii.Error as exc:
+    except ValueError as exc:  # binascii.Error, or a str that is not ASCII
         raise Invalid("embedding.vector is not valid base64", field="embedding.vector") from exc
     if not raw or len(raw) % 4 or len(raw) // 4 > MAX_EMBEDDING_DIM:
         raise Invalid(
@@ -51,19 +50,31 @@ def create_annotation(
     _check_box(request.box, media)
     if request.species:
         require_species(session, request.species)
-    embedding = request.embedding
+    annotation_id = new_id()
     annotation = Annotation(
-        org_id=org_id, media_id=media.id, view=request.view, quality=request.quality,
+        id=annotation_id, org_id=org_id, media_id=media.id, view=request.view, quality=request.quality,
         box_x=request.box.x, box_y=request.box.y, box_width=request.box.width, box_height=request.box.height,
         species_key=request.species, species_score=request.species_score,
-        embedding_model=embedding.model_version if embedding else None,
-        embedding=embedding_bytes(embedding) if embedding else None,
+        embeddings=_embeddings(org_id, annotation_id, request),
     )
     inserted(session, annotation)
     if request.individual_id:
         individual = active_individual(session, org_id, request.individual_id)
         assign(session, annotation, individual, "annotated", actor)
     return annotation
+
+
+def _embeddings(org_id: str, annotation_id: str, request: AnnotationCreate) -> list[Embedding]:
+    """The first embedding takes the annotation's id (as the embeddings made before model versions did),
+    so one annotation of one model version is one id in the matcher, whichever version it came from."""
+    given = ([request.embedding] if request.embedding else []) + request.other_embeddings
+    if given and not request.embedding:
+        raise Invalid("other_embeddings need an embedding", field="other_embeddings")
+    versions = [e.model_version for e in given]
+    if len(set(versions)) != len(versions):
+        raise Invalid(f"one embedding per model version (given {versions})", field="other_embeddings")
+    return [Embedding(id=annotation_id if i == 0 else new_id(), org_id=org_id, model_version=e.model_version,
+                      vector=embedding_bytes(e)) for i, e in enumerate(given)]
 
 
 def get_annotation(session: Session, org_id: str, annotation_id: str) -> Annotation:
@@ -117,6 +128,8 @@ def annotation_out(annotation: Annotation) -> AnnotationOut:
         id=annotation.id, org_id=annotation.org_id, media_id=annotation.media_id,
         individual_id=annotation.individual_id, box=box, view=annotation.view, quality=annotation.quality,
         species=annotation.species_key, species_score=annotation.species_score,
-        embedding_model=annotation.embedding_model, has_embedding=annotation.embedding is not None,
+        embedding_model=annotation.embeddings[0].model_version if annotation.embeddings else None,
+        embedding_models=[e.model_version for e in annotation.embeddings],
+        has_embedding=bool(annotation.embeddings),
         created_at=annotation.created_at,
     )

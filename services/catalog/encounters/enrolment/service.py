@@ -153,7 +153,7 @@ def _identify(
 def _annotation_of(media: Media, item: EnrolAnnotation) -> AnnotationCreate:
     return AnnotationCreate(
         media_id=media.id, box=item.box, view=item.view, quality=item.quality, species=item.species,
-        species_score=item.species_score, embedding=item.embedding,
+        species_score=item.species_score, embedding=item.embedding, other_embeddings=item.other_embeddings,
     )
 
 
