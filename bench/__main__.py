@@ -10,7 +10,7 @@ Each benchmark runs as its own subprocess with ``--json`` into ``bench/results/<
 by git), with a time limit; a benchmark that fails or runs out of time leaves its section saying
 so, and the page is still written. The page has one table per hot path with its peer measured in
 the same run and the ratio, the machine it ran on, and a Targets section with each target of
-issues 4, 5, 8, 9 and 20: met, MISSED (with the reason) or NOT MEASURED.
+issues 4, 5, 8, 9, 20, 21 and 22: met, MISSED (with the reason) or NOT MEASURED.
 """
 
 from __future__ import annotations

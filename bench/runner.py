@@ -53,6 +53,7 @@ BENCHMARKS = (
     Benchmark("e2e", "bench.bench_e2e", (), ("--full",), 720, 10800, 9),
     Benchmark("load", "bench.bench_load", (), ("--full",), 600, 1800, 20),
     Benchmark("wire", "bench.bench_wire", (), ("--full",), 600, 1200, 21),
+    Benchmark("reembed", "bench.bench_reembed", (), ("--full",), 900, 3600, 22),
 )
 BY_NAME = {b.name: b for b in BENCHMARKS}
 

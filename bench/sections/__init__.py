@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from bench.sections import e2e, embedder, ingest, load, matcher, preprocess, wire
+from bench.sections import e2e, embedder, ingest, load, matcher, preprocess, reembed, wire
 
 SECTIONS: dict[str, ModuleType] = {
     "preprocess": preprocess,
@@ -19,4 +19,5 @@ SECTIONS: dict[str, ModuleType] = {
     "e2e": e2e,
     "load": load,
     "wire": wire,
+    "reembed": reembed,
 }

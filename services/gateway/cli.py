@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import mimetypes
+import os
 import signal
 import sys
 import time
@@ -62,7 +63,8 @@ async def _work(job_id: str | None, worker_id: str | None) -> int:
 
 def _cmd_worker(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
-    return asyncio.run(_work(args.job_id, args.worker_id))
+    job_id = Path(args.job_id_file).read_text().strip() if args.job_id_file else args.job_id
+    return asyncio.run(_work(job_id, args.worker_id))
 
 
 # --- finprint ingest ----------------------------------------------------------------------------
@@ -151,12 +153,16 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 # --- finprint models ----------------------------------------------------------------------------
 
 def _cmd_models(args: argparse.Namespace) -> int:
+    if not args.api_key:
+        raise SystemExit("finprint models: an admin's API key is needed (--api-key or FINPRINT_API_KEY)")
     api = Api(args.url, args.api_key)
     if args.action == "reembed":
         if not args.to:
             raise SystemExit("finprint models reembed: --to VERSION is required (e.g. finprint_embedder:3)")
         job = api.call("POST", "/v1/admin/model-upgrades", json={"model_version": args.to})
         print(f"re-embedding job {job['id']}: {job['total']} annotations to {args.to}", file=sys.stderr)
+        if args.job_id_file:
+            Path(args.job_id_file).write_text(job["id"] + "\n")
         if args.no_wait:
             print(json.dumps({"job_id": job["id"], "status": job["status"]}), flush=True)
             return 0
@@ -176,6 +182,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
     worker = subparsers.add_parser("worker", help="run a bulk-ingestion worker (settings: FINPRINT_GATEWAY_*)")
     worker.add_argument("--job-id", default=None, help="work on this job only, and exit 0 when it has no item left")
+    worker.add_argument("--job-id-file", default=None, help="read --job-id from this file (written by "
+                        "`finprint models reembed --job-id-file`)")
     worker.add_argument("--worker-id", default=None, help="name in the leases (default: host:pid)")
     worker.add_argument("--log-level", default="INFO")
     worker.set_defaults(func=_cmd_worker)
@@ -196,7 +204,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     models.add_argument("--to", default=None, help="reembed: the version, e.g. finprint_embedder:3")
     models.add_argument("--species", default=None, help="rollback: one species' shard only")
     models.add_argument("--url", required=True, help="the Finprint API, e.g. http://127.0.0.1:8000")
-    models.add_argument("--api-key", required=True, help="an admin's API key")
+    models.add_argument("--api-key", default=os.environ.get("FINPRINT_API_KEY"),
+                        help="an admin's API key (default: $FINPRINT_API_KEY)")
     models.add_argument("--poll-s", type=float, default=1.0, help="how often to refresh the progress bar")
     models.add_argument("--no-wait", action="store_true", help="reembed: return once the job has started")
+    models.add_argument("--job-id-file", default=None, help="reembed: write the job's id to this file")
     models.set_defaults(func=_cmd_models)

@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 OVERLAYS = ("cpu", "gpu")
 INGEST_TEMPLATE = K8S / "jobs" / "ingest-workers.yaml"
+UPGRADE_TEMPLATE = K8S / "jobs" / "model-upgrade.yaml"
 SECRET_EXAMPLE = K8S / "base" / "secret.example.yaml"
 SECRET_NAME = "finprint-secrets"
 SETTINGS_CONFIGMAP = "finprint-settings"
@@ -68,12 +69,21 @@ def ingest_job() -> Doc:
     return doc
 
 
+@functools.cache
+def upgrade_job() -> Doc:
+    """The model-upgrade Job template as `envsubst` fills it in (docs/model-upgrades.md's command)."""
+    text = string.Template(UPGRADE_TEMPLATE.read_text()).substitute(MODEL_VERSION="finprint_embedder:3", WORKERS="2")
+    (doc,) = [d for d in yaml.safe_load_all(text) if d]
+    return doc
+
+
 def all_objects() -> Iterator[tuple[str, Doc]]:
     """Every object a cluster would receive, with where it comes from."""
     for overlay in OVERLAYS:
         for doc in rendered(overlay):
             yield f"overlays/{overlay}", doc
     yield "jobs/ingest-workers.yaml", ingest_job()
+    yield "jobs/model-upgrade.yaml", upgrade_job()
 
 
 def find(docs: tuple[Doc, ...], kind: str, name: str) -> Doc | None:
@@ -177,7 +187,7 @@ def test_overlays_build_on_the_base(overlay: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "where", [*(f"overlays/{o}" for o in OVERLAYS), "jobs/ingest-workers.yaml", "secret"]
+    "where", [*(f"overlays/{o}" for o in OVERLAYS), "jobs/ingest-workers.yaml", "jobs/model-upgrade.yaml", "secret"]
 )
 def test_every_object_matches_the_kubernetes_schema(where: str) -> None:
     if where == "secret":
