@@ -138,6 +138,8 @@ async function send(method, path, { json, body, headers = {}, anonymous = false,
 export const api = {
   get: (path, params) => send("GET", withQuery(path, params)),
   post: (path, json, headers) => send("POST", path, { json, headers }),
+  patch: (path, json) => send("PATCH", path, { json }),
+  put: (path, body, headers) => send("PUT", path, { body, headers }),
   upload: (path, formData, headers) => send("POST", path, { body: formData, headers }),
   download: (path) => send("GET", path, { raw: true, headers: { Accept: "*/*" } }),
 };

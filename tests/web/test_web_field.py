@@ -1,0 +1,206 @@
+"""The web page's field-work views in a real browser (Debian's Chromium driven by Playwright)
+against the system on PostgreSQL and the S3 server: the compare view of the review queue, an
+individual's timeline and edits, the maps, the filters, the overview's figures, bulk upload, and
+accessibility. Each flow saves a screenshot into docs/figures/web/ (docs/web.md shows them)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from PIL import Image
+
+from finprint.client import FinprintClient
+from tests.photos import individuals_with
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+    from tests.web.conftest import WebSystem
+
+pytestmark = [pytest.mark.slow, pytest.mark.servers]
+ANALYSIS_TIMEOUT_MS = 120_000  # photos are analysed on a shared CPU
+FIGURES = Path(__file__).resolve().parents[2] / "docs" / "figures" / "web"
+FIGURE_WIDTH = 1000  # screenshots are shrunk to this width (and to 256 colours) to stay small
+
+
+@dataclass
+class Catalogue:
+    """What the module's fixture catalogued, as the API answered it."""
+
+    first: str              # two dated sightings at two places
+    second: str             # one dated sighting and one undated one
+    first_media: list[str]
+    pending_dated: str      # an identification of a dated sighting at Stellwagen Bank
+    pending_undated: str    # an identification of an undated sighting
+    extra_photos: list[Path]
+
+
+@pytest.fixture(scope="module")
+def catalogue(field_system: WebSystem, shared_data: Path) -> Catalogue:
+    whales = individuals_with(shared_data, photos=3, count=4)
+    first, second, third = whales[0], whales[1], whales[2]
+    with FinprintClient(field_system.url, api_key=field_system.api_key) as fp:
+        fp.enrol(first[:1], individual_id="HW-F-1", observed_at="2024-06-02T09:00:00-04:00", latitude=42.35,
+                 longitude=-70.35, location="Stellwagen Bank", observer="R. Field")
+        fp.enrol(first[1:2], individual_id="HW-F-1", observed_at="2024-08-15T14:30:00-04:00", latitude=42.85,
+                 longitude=-70.15, location="Jeffreys Ledge")
+        fp.enrol(second[:1], individual_id="HW-F-2", observed_at="2024-07-10T10:00:00-04:00", latitude=41.5,
+                 longitude=-69.3, location="Great South Channel")
+        fp.enrol(second[1:2], individual_id="HW-F-2")
+        dated = fp.enrol(first[2:3], observed_at="2025-05-20T08:15:00-04:00", latitude=42.4, longitude=-70.3,
+                         location="Stellwagen Bank")
+        undated = fp.enrol(second[2:3])
+        first_media = [m for s in fp.individual("HW-F-1")["sightings"] for m in s["media_ids"]]
+    pending = [i["id"] for e in (dated, undated) for i in e["identifications"] if i["decision"] == "pending"]
+    assert len(pending) == 2, "each unnamed photo must wait for review for these tests to mean anything"
+    return Catalogue("HW-F-1", "HW-F-2", first_media, pending[0], pending[1], third)
+
+
+def open_page(browser: Browser, system: WebSystem, width: int = 1360, height: int = 900) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": width, "height": height}, base_url=system.url)
+    page = context.new_page()
+    page.set_default_timeout(ANALYSIS_TIMEOUT_MS)
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    page.on("console", lambda message: problems.append(message.text)
+            if message.type == "error" and not message.text.startswith("Failed to load resource") else None)
+    page.on("response", lambda response: problems.append(f"{response.status} {response.url}")
+            if response.status >= 400 and "/app/" in response.url else None)
+    page.goto("/")
+    page.get_by_label("API key", exact=True).fill(system.api_key)
+    page.get_by_role("button", name="Use this key").click()
+    page.get_by_role("heading", name="Identify a photo").wait_for()
+    yield page
+    context.close()
+    assert problems == [], f"the page reported errors: {problems}"
+
+
+@pytest.fixture
+def page(browser: Browser, field_system: WebSystem, catalogue: Catalogue) -> Iterator[Page]:
+    yield from open_page(browser, field_system)
+
+
+def api(system: WebSystem) -> FinprintClient:
+    return FinprintClient(system.url, api_key=system.api_key)
+
+
+def save_figure(page: Page, name: str, *, full_page: bool = False) -> None:
+    """A screenshot for docs/web.md, shrunk and reduced to a palette so the repository stays small."""
+    shot = Image.open(io.BytesIO(page.screenshot(full_page=full_page))).convert("RGB")
+    if shot.width > FIGURE_WIDTH:
+        shot = shot.resize((FIGURE_WIDTH, round(shot.height * FIGURE_WIDTH / shot.width)), Image.LANCZOS)
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    shot.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(FIGURES / f"{name}.png", optimize=True)
+
+
+def wait_for_images(page: Page, selector: str, count: int) -> None:
+    page.wait_for_function(
+        "([selector, count]) => [...document.querySelectorAll(selector)]"
+        ".filter(i => i.complete && i.naturalWidth > 0).length >= count", arg=[selector, count])
+
+
+def translations(page: Page) -> list[list[float]]:
+    """Each compare pane's stage translation (x, y) and scale, from its CSS transform."""
+    return page.evaluate("""() => [...document.querySelectorAll('dialog.compare .compare-stage')].map(stage => {
+        const m = new DOMMatrix(getComputedStyle(stage).transform);
+        return [m.e, m.f, m.a, m.d];
+    })""")
+
+
+# --- the review queue's compare view ----------------------------------------------------------
+
+def test_review_cards_are_titled_by_sighting_and_filtered(page: Page, catalogue: Catalogue) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("link", name="Review queue").click()
+    dated = page.locator(f'article.review[data-identification-id="{catalogue.pending_dated}"]')
+    undated = page.locator(f'article.review[data-identification-id="{catalogue.pending_undated}"]')
+    expect(dated.locator("h2")).to_have_text("Sighting of 20 May 2025, 08:15 · Stellwagen Bank")
+    expect(undated.locator("h2")).to_have_text("Undated sighting")
+
+    page.get_by_label("Date known").select_option("false")
+    expect(page.locator("article.review")).to_have_count(1)
+    expect(undated).to_have_count(1)
+    page.get_by_label("Date known").select_option("")
+    page.get_by_label("Place").fill("stellwagen")
+    expect(page.locator("article.review")).to_have_count(1)
+    expect(dated).to_have_count(1)
+    page.get_by_label("Place").fill("")
+    page.get_by_label("From", exact=True).fill("2025-05-21")
+    expect(page.locator("article.review")).to_have_count(0)
+    expect(page.get_by_text("Nothing waiting for review matches these filters.")).to_be_visible()
+
+
+def test_the_compare_view_zooms_pans_flips_and_decides_by_keyboard(page: Page, field_system: WebSystem,
+                                                                    catalogue: Catalogue) -> None:
+    with api(field_system) as fp:
+        item = fp.request("GET", f"/v1/identifications/{catalogue.pending_dated}").json()
+        media = fp.request("GET", f"/v1/media/{item['media_id']}").json()
+    codes = [c["catalogue_code"] for c in item["candidates"]]
+    assert catalogue.first in codes, "the whale's own sightings must be a candidate for this test to mean anything"
+
+    page.get_by_role("link", name="Review queue").click()
+    card = page.locator(f'article.review[data-identification-id="{catalogue.pending_dated}"]')
+    card.get_by_role("button", name="Compare side by side").click()
+    dialog = page.locator("dialog.compare")
+    dialog.wait_for()
+    wait_for_images(page, "dialog.compare .compare-photo", 2)
+    query_img = dialog.locator(".compare-pane").first.locator("img")
+    # Full resolution: the photo itself, not a thumbnail.
+    assert query_img.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [media["width"], media["height"]]
+    assert dialog.get_attribute("data-candidate") == codes[0]
+
+    # Zoom and pan move both photos together.
+    before = translations(page)
+    page.keyboard.press("+")
+    page.keyboard.press("+")
+    zoomed = translations(page)
+    assert dialog.get_attribute("data-zoom") == "1.5625"
+    for (_, _, k0, _), (_, _, k1, _) in zip(before, zoomed, strict=True):
+        assert k1 == pytest.approx(k0 * 1.5625, rel=1e-3)
+    box = dialog.locator(".compare-viewport").nth(1).bounding_box()
+    assert box
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 + 40, box["y"] + box["height"] / 2 + 30, steps=4)
+    page.mouse.up()
+    panned = translations(page)
+    for (x0, y0, _, _), (x1, y1, _, _) in zip(zoomed, panned, strict=True):
+        assert (x1 - x0, y1 - y0) == pytest.approx((40, 30), abs=0.5)
+
+    # Flip mirrors the photo under review only; contrast applies to both.
+    page.keyboard.press("f")
+    flipped = translations(page)
+    assert flipped[0][2] < 0 < flipped[1][2]
+    assert dialog.get_by_role("button", name="Flip").get_attribute("aria-pressed") == "true"
+    page.keyboard.press("h")
+    assert dialog.locator("img.compare-photo.contrast").count() == 2
+
+    # The candidates one key away, and the candidate's other photos.
+    for _ in range(codes.index(catalogue.first)):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("code => document.querySelector('dialog.compare').dataset.candidate === code",
+                           arg=catalogue.first)
+    candidate = dialog.locator(".compare-viewport").nth(1)
+    page.wait_for_function("() => document.querySelectorAll('dialog.compare .compare-strip li').length === 2")
+    first_photo = candidate.get_attribute("data-media-id")
+    page.keyboard.press("p")
+    page.wait_for_function("shown => document.querySelectorAll('dialog.compare .compare-viewport')[1]"
+                           ".dataset.mediaId !== shown", arg=first_photo)
+    assert {first_photo, candidate.get_attribute("data-media-id")} == set(catalogue.first_media)
+    wait_for_images(page, "dialog.compare .compare-photo", 2)
+    page.keyboard.press("h")  # the screenshot shows the photos as they are
+    save_figure(page, "compare")
+
+    page.keyboard.press("c")
+    page.get_by_text(f"Confirmed as {catalogue.first}").wait_for()
+    assert dialog.count() == 0
+    with api(field_system) as fp:
+        decided = fp.request("GET", f"/v1/identifications/{catalogue.pending_dated}").json()
+        first = fp.individual(catalogue.first)
+    assert decided["decision"] == "confirmed" and decided["individual_id"] == first["id"]
