@@ -204,3 +204,53 @@ def test_the_compare_view_zooms_pans_flips_and_decides_by_keyboard(page: Page, f
         decided = fp.request("GET", f"/v1/identifications/{catalogue.pending_dated}").json()
         first = fp.individual(catalogue.first)
     assert decided["decision"] == "confirmed" and decided["individual_id"] == first["id"]
+
+
+# --- an individual's page ---------------------------------------------------------------------
+
+def test_an_individuals_timeline_intervals_and_edits_with_their_audit_trail(page: Page, field_system: WebSystem,
+                                                                             catalogue: Catalogue) -> None:
+    from datetime import date
+
+    from playwright.sync_api import expect
+
+    with api(field_system) as fp:
+        sightings = fp.individual(catalogue.first)["sightings"]
+    days = sorted(date.fromisoformat(s["occurred_at"][:10]) for s in sightings if s["occurred_at"])
+    intervals = [(b - a).days for a, b in zip(days, days[1:], strict=False)]
+    assert intervals, "the individual must have been resighted for this test to mean anything"
+
+    page.goto(f"/app/#/individuals/{catalogue.first}")
+    page.get_by_role("heading", name=catalogue.first, exact=True).wait_for()
+    timeline = page.get_by_role("list", name=f"Sightings of {catalogue.first}, oldest first")
+    expect(timeline.locator(".timeline-entry")).to_have_count(len(days))
+    expect(timeline.locator(".timeline-entry h3").first).to_contain_text("2 Jun 2024")
+    expect(timeline.locator(".timeline-entry .timeline-place").first).to_contain_text("Stellwagen Bank")
+    assert timeline.locator(".timeline-gap").all_inner_texts() == [f"{d} days later" for d in intervals]
+    assert f"intervals {', '.join(map(str, intervals))} days" in page.locator(".resightings").inner_text()
+    wait_for_images(page, ".timeline-photos img", len(days))
+
+    page.get_by_label("Name", exact=True).fill("Salt")
+    page.get_by_label("Sex", exact=True).select_option("female")
+    page.get_by_label("Notes", exact=True).fill("Notch on the left trailing edge.")
+    page.get_by_role("button", name="Save details").click()
+    page.get_by_text("Saved.", exact=True).wait_for()
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"{catalogue.first} · Salt")
+    trail = page.get_by_role("list", name=f"Changes to {catalogue.first}, newest first")
+    expect(trail.locator("li").first).to_contain_text("name: – → Salt")
+    expect(trail.locator("li").first).to_contain_text("sex: unknown → female")
+    save_figure(page, "individual", full_page=True)
+
+    with api(field_system) as fp:
+        saved = fp.individual(catalogue.first)
+        history = fp.request("GET", f"/v1/individuals/{catalogue.first}/history").json()
+    assert (saved["name"], saved["sex"], saved["notes"]) == ("Salt", "female", "Notch on the left trailing edge.")
+    assert history[-1]["action"] == "updated" and history[-1]["details"]["after"]["name"] == "Salt"
+    assert trail.locator("li").count() == len(history)
+
+    # Saving again without a change sends nothing.
+    page.get_by_role("button", name="Save details").click()
+    page.get_by_text("Nothing has changed.").wait_for()
+    page.reload()
+    expect(page.get_by_label("Name", exact=True)).to_have_value("Salt")
+    expect(page.get_by_label("Sex", exact=True)).to_have_value("female")
