@@ -254,3 +254,83 @@ def test_an_individuals_timeline_intervals_and_edits_with_their_audit_trail(page
     page.reload()
     expect(page.get_by_label("Name", exact=True)).to_have_value("Salt")
     expect(page.get_by_label("Sex", exact=True)).to_have_value("female")
+
+
+# --- maps ---------------------------------------------------------------------------------------
+
+def map_markers(page: Page, frame: str) -> tuple[int, list[int]]:
+    """Single markers and the clusters' counts drawn on a map now."""
+    return page.evaluate("""frame => {
+        const root = document.querySelector(frame);
+        const clusters = [...root.querySelectorAll('.marker-cluster')].map(c => Number(c.innerText));
+        return [root.querySelectorAll('.sighting-marker').length, clusters];
+    }""", frame)
+
+
+def wait_for_map(page: Page, frame: str = ".map-frame") -> None:
+    page.wait_for_function("frame => document.querySelector(frame)?.dataset.ready === 'true'", arg=frame)
+
+
+def test_maps_show_natural_earth_land_and_cluster_sightings_offline(page: Page, field_system: WebSystem,
+                                                                     catalogue: Catalogue) -> None:
+    from playwright.sync_api import expect
+
+    origins: set[str] = set()
+    page.on("request", lambda request: origins.add("/".join(request.url.split("/")[:3])))
+    with api(field_system) as fp:
+        encounters = fp.request("GET", "/v1/encounters", params={"limit": 500}).json()["items"]
+        of_second = fp.request("GET", "/v1/encounters", params={"individual": catalogue.second}).json()["items"]
+    placed = [e for e in encounters if e["latitude"] is not None]
+    assert 2 <= len(placed) < len(encounters), "some sightings must lack a position for this test to mean anything"
+
+    page.get_by_role("link", name="Sightings", exact=True).click()
+    wait_for_map(page)
+    frame = page.get_by_role("region", name="Map of all sightings")
+    expect(frame.locator(".map-caption")).to_have_text(
+        f"{len(placed)} of {len(encounters)} sighting(s) on the map; the others have no position.")
+    # The basemap is Natural Earth's land: long coastline paths, not a rectangle.
+    coast = frame.locator("path.land").first.get_attribute("d") or ""
+    assert coast.count("L") > 100 and coast.count("M") > 1
+    assert page.locator("table.sightings tbody tr").count() == len(encounters)
+
+    # At low zoom the sightings gather into one cluster; zoomed in they separate again.
+    page.evaluate("() => document.querySelector('.map-frame').leafletMap.setZoom(3, {animate: false})")
+    page.wait_for_function("() => document.querySelectorAll('.map-frame .marker-cluster').length > 0")
+    assert map_markers(page, ".map-frame") == [0, [len(placed)]]
+    page.evaluate("""() => { const map = document.querySelector('.map-frame').leafletMap;
+        map.setView([42.6, -70.2], 11, {animate: false}); }""")
+    # (the clusters of the lower zoom fade out first)
+    page.wait_for_function("""placed => {
+        const root = document.querySelector('.map-frame');
+        const singles = root.querySelectorAll('.sighting-marker').length;
+        const clustered = [...root.querySelectorAll('.marker-cluster')].reduce((n, c) => n + Number(c.innerText), 0);
+        return singles >= 1 && singles + clustered <= placed;
+    }""", arg=len(placed))
+    page.evaluate("() => { const f = document.querySelector('.map-frame'); "
+                  "f.leafletMap.fitBounds(f.clusters.getBounds().pad(0.3), {animate: false}); }")
+    save_figure(page, "sightings-map")
+
+    # A filter: one individual's sightings, then a place.
+    page.get_by_label("Individual", exact=True).fill(catalogue.second)
+    wait_for_map(page)
+    expect(page.get_by_role("region", name="Map of the sightings that match").locator(".map-caption")).to_contain_text(
+        f"of {len(of_second)} sighting(s)")
+    expect(page.locator("table.sightings tbody tr")).to_have_count(len(of_second))
+    page.get_by_label("Individual", exact=True).fill("")
+    page.get_by_label("Place", exact=True).fill("stellwagen")
+    expect(page.locator("table.sightings tbody tr")).to_have_count(
+        sum(1 for e in encounters if "Stellwagen" in (e["location_name"] or "")))
+
+    # One individual's map on its page.
+    page.goto(f"/app/#/individuals/{catalogue.second}")
+    wait_for_map(page)
+    assert page.locator(".map-frame").get_attribute("data-markers") == str(
+        sum(1 for e in of_second if e["latitude"] is not None))
+    assert origins <= {field_system.url, *{"/".join(fp_url.split("/")[:3]) for fp_url in s3_origins(field_system)}}
+
+
+def s3_origins(system: WebSystem) -> list[str]:
+    """Where the browser may fetch photos from: the presigned links' origin."""
+    with api(system) as fp:
+        media = fp.request("GET", "/v1/encounters", params={"limit": 1}).json()["items"][0]["media_ids"][0]
+        return [fp.media_url(media)]

@@ -159,7 +159,8 @@ def test_the_researchers_loop(page: Page, web_system: WebSystem, two_humpbacks: 
     page.get_by_role("heading", name=chosen, exact=True).wait_for()
     assert page.locator(".timeline-entry").count() == 2
     wait_for_images(page, ".photo-grid img", 3)  # two enrolled photos of each whale, plus this one
-    assert page.locator("svg.map circle.sighting").count() == 1  # the identified photo has no position
+    page.wait_for_function("() => document.querySelector('.map-frame')?.dataset.ready === 'true'")
+    assert page.locator(".map-frame").get_attribute("data-markers") == "1"  # the identified photo has no position
     page.screenshot(path=str(tmp_path / "individual.png"), full_page=True)
 
     # The catalogue lists both whales.

@@ -6,6 +6,7 @@ import { identifyView } from "./identify.js";
 import { individualsView, individualView } from "./individuals.js";
 import { overviewView } from "./overview.js";
 import { reviewView } from "./review.js";
+import { sightingsView } from "./sightings.js";
 import { signInView } from "./signin.js";
 import { uploadView } from "./upload.js";
 
@@ -14,6 +15,7 @@ const ROUTES = [
   { pattern: /^\/review$/, view: reviewView, title: "Review queue" },
   { pattern: /^\/individuals$/, view: individualsView, title: "Individuals" },
   { pattern: /^\/individuals\/(.+)$/, view: individualView, title: "Individual" },
+  { pattern: /^\/sightings(?:\?.*)?$/, view: sightingsView, title: "Sightings" },
   { pattern: /^\/upload$/, view: uploadView, title: "Upload encounter" },
   { pattern: /^\/overview$/, view: overviewView, title: "Overview" },
 ];
@@ -36,7 +38,8 @@ function showWho() {
     : []);
 }
 
-function markCurrentLink(path) {
+function markCurrentLink(fullPath) {
+  const path = fullPath.split("?")[0];
   for (const link of document.querySelectorAll("#nav a")) {
     const target = link.getAttribute("href").slice(1);
     if (path === target || path.startsWith(`${target}/`)) link.setAttribute("aria-current", "page");

@@ -26,6 +26,7 @@ function dayBound(value, next) {
 
 export const FIELDS = {
   q: { label: "Search", type: "search", placeholder: "Catalogue code or name" },
+  individual: { label: "Individual", type: "search", placeholder: "Catalogue code" },
   species: { label: "Species", type: "species" },
   sex: { label: "Sex", type: "select", options: [["", "Any"], ["female", "Female"], ["male", "Male"],
     ["unknown", "Unknown"]] },

@@ -2,7 +2,7 @@
 // resighting intervals, its map, its photos, its details (editable) and their audit trail.
 
 import { api, forgetIndividual } from "./api.js";
-import { sightingsMap } from "./charts.js";
+import { sightingsMap } from "./maps.js";
 import { h, replace, errorBox, busy, notice, mediaImage, formatDate, daysBetween, sightingDate, sightingTitle,
   speciesName } from "./dom.js";
 
@@ -195,6 +195,8 @@ export async function individualView(code) {
       h("div", {}, h("h2", {}, "Timeline"), found.sightings.length ? timeline(found.sightings, found.catalogue_code)
         : notice("No sighting yet.")),
       h("div", {}, h("h2", {}, "Map"), sightingsMap(points, `Map of the sightings of ${found.catalogue_code}`),
+        h("p", {}, h("a", { href: `#/sightings?individual=${encodeURIComponent(found.catalogue_code)}` },
+          `${found.catalogue_code}'s sightings in the catalogue's map`)),
         editForm(found, () => {
           showHeading();
           showFacts();
