@@ -334,3 +334,68 @@ def s3_origins(system: WebSystem) -> list[str]:
     with api(system) as fp:
         media = fp.request("GET", "/v1/encounters", params={"limit": 1}).json()["items"][0]["media_ids"][0]
         return [fp.media_url(media)]
+
+
+# --- filters and the overview ------------------------------------------------------------------
+
+def test_the_individuals_list_filters_as_the_api_does(page: Page, field_system: WebSystem,
+                                                     catalogue: Catalogue) -> None:
+    from playwright.sync_api import expect
+
+    with api(field_system) as fp:
+        fp.request("PATCH", f"/v1/individuals/{catalogue.second}", json={"sex": "male"})
+
+        def codes(**params: Any) -> list[str]:
+            found = fp.request("GET", "/v1/individuals", params={"limit": 500, **params}).json()["items"]
+            return [i["catalogue_code"] for i in found]
+
+        expected = {"male": codes(sex="male"), "place": codes(location="great south"),
+                    "period": codes(since="2024-08-01T00:00:00Z", until="2024-09-01T00:00:00Z"),
+                    "all": codes()}
+    assert expected["male"] == [catalogue.second] and expected["period"] == [catalogue.first]
+    assert len(expected["all"]) > 1
+
+    page.get_by_role("link", name="Individuals", exact=True).click()
+    grid = page.locator(".individual-grid li .code")
+    expect(grid).to_have_text(expected["all"])
+    page.get_by_label("Sex", exact=True).select_option("male")
+    expect(grid).to_have_text(expected["male"])
+    page.get_by_role("button", name="Clear filters").click()
+    page.get_by_label("Place", exact=True).fill("great south")
+    expect(grid).to_have_text(expected["place"])
+    page.get_by_label("Place", exact=True).fill("")
+    page.get_by_label("From", exact=True).fill("2024-08-01")
+    page.get_by_label("Until", exact=True).fill("2024-08-31")
+    expect(grid).to_have_text(expected["period"])
+    page.get_by_label("Search", exact=True).fill("no such whale")
+    expect(page.get_by_text("No individual matches “no such whale”.")).to_be_visible()
+
+
+def test_the_overviews_figures_and_charts_agree_with_the_api(page: Page, field_system: WebSystem,
+                                                             catalogue: Catalogue) -> None:
+    with api(field_system) as fp:
+        stats = fp.stats()
+        individuals = fp.request("GET", "/v1/individuals", params={"limit": 1}).json()["total"]
+        encounters = fp.request("GET", "/v1/encounters", params={"limit": 1}).json()["total"]
+        undated = fp.request("GET", "/v1/encounters", params={"limit": 1, "dated": "false"}).json()["total"]
+        pending = fp.request("GET", "/v1/identifications", params={"limit": 1}).json()["total"]
+    assert undated > 0, "some encounters must be undated for this test to mean anything"
+
+    page.get_by_role("link", name="Overview").click()
+    page.get_by_role("heading", name="Overview").wait_for()
+
+    def shown(key: str) -> int:
+        return int(page.locator(f'.figures [data-figure="{key}"] dd').inner_text())
+
+    assert shown("individuals") == individuals == sum(stats["individuals_by_species"].values())
+    assert shown("encounters") == encounters == stats["encounters"]
+    assert shown("undated") == undated == stats["encounters_undated"]
+    assert shown("media") == stats["media"]
+    assert shown("pending") == pending
+    chart = page.get_by_role("list", name="Encounters by month (and undated)")
+    bars = dict(label.rsplit(": ", 1) for label in
+                chart.get_by_role("listitem").evaluate_all("items => items.map(i => i.getAttribute('aria-label'))"))
+    assert bars.pop("Undated") == str(undated)
+    assert bars == {m["month"]: str(m["count"]) for m in stats["encounters_by_month"]}
+    assert sum(map(int, bars.values())) + undated == encounters
+    save_figure(page, "overview", full_page=True)

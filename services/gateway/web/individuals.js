@@ -3,10 +3,10 @@
 
 import { api, forgetIndividual } from "./api.js";
 import { sightingsMap } from "./maps.js";
+import { filterBar } from "./filters.js";
 import { h, replace, errorBox, busy, notice, mediaImage, formatDate, daysBetween, sightingDate, sightingTitle,
   speciesName } from "./dom.js";
 
-const SEARCH_DELAY_MS = 250;
 const PHOTOS_SHOWN = 24;
 
 function individualCard(item) {
@@ -24,37 +24,34 @@ export async function individualsView() {
   const grid = h("ul", { class: "individual-grid", "aria-live": "polite" });
   const more = h("div");
   const status = h("div");
-  let timer = null;
   let generation = 0;
 
-  async function load(query, cursor) {
+  async function load(filters, cursor) {
     const mine = cursor ? generation : ++generation;
     try {
-      const page = await api.get("/v1/individuals", { q: query || undefined, limit: 48, cursor });
+      const page = await api.get("/v1/individuals", { limit: 48, cursor, ...filters });
       if (mine !== generation) return;  // a later search has replaced this one
       if (!cursor) grid.replaceChildren();
       grid.append(...page.items.map(individualCard));
-      replace(status, grid.children.length ? h("p", { class: "hint" }, `${page.total} individual(s)`)
-        : notice(query ? `No individual matches “${query}”.` : "The catalogue is empty: upload an encounter."));
+      const filtered = Object.keys(filters).length > 0;
+      replace(status, grid.children.length ? h("p", { class: "hint" }, `${page.total} individual(s)`
+        + (filtered ? " match" : ""))
+        : notice(filtered ? (filters.q ? `No individual matches “${filters.q}”.` : "No individual matches these filters.")
+          : "The catalogue is empty: upload an encounter."));
       replace(more, page.next_cursor
-        ? h("button", { type: "button", onclick: () => load(query, page.next_cursor) }, "Show more") : []);
+        ? h("button", { type: "button", onclick: () => load(filters, page.next_cursor) }, "Show more") : []);
     } catch (error) {
       replace(status, errorBox(error));
     }
   }
 
-  const search = h("input", { id: "individual-search", type: "search", placeholder: "Catalogue code or name",
-    autocomplete: "off", maxlength: 100 });
-  search.addEventListener("input", () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => load(search.value.trim()), SEARCH_DELAY_MS);
-  });
-  await load("");
+  const filters = await filterBar("individuals", ["q", "species", "sex", "location", "since", "until"],
+    (params) => load(params));
+  await load({});
   return h("section", {},
     h("h1", {}, "Individuals"),
-    h("form", { role: "search", class: "search", onsubmit: (e) => { e.preventDefault(); load(search.value.trim()); } },
-      h("label", { for: "individual-search" }, "Search"), search),
-    status, grid, more);
+    h("p", { class: "lead" }, "Place and period keep the individuals sighted there and then."),
+    filters.element, status, grid, more);
 }
 
 // Oldest first, as a life history reads; the undated after the dated (they have no place in time).
