@@ -399,3 +399,82 @@ def test_the_overviews_figures_and_charts_agree_with_the_api(page: Page, field_s
     assert bars == {m["month"]: str(m["count"]) for m in stats["encounters_by_month"]}
     assert sum(map(int, bars.values())) + undated == encounters
     save_figure(page, "overview", full_page=True)
+
+
+# --- bulk upload --------------------------------------------------------------------------------
+
+def job_items(fp: FinprintClient, job_id: str, status: str) -> list[dict[str, Any]]:
+    return fp.request("GET", f"/v1/ingest/jobs/{job_id}/items", params={"status": status}).json()["items"]
+
+
+def test_bulk_upload_of_a_manifest_shows_progress_and_each_failure_with_its_reason(
+        page: Page, field_system: WebSystem, catalogue: Catalogue, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    folder = tmp_path / "survey"
+    folder.mkdir()
+    photos = [folder / "a.jpg", folder / "b.jpg"]
+    for source, target in zip(catalogue.extra_photos[:2], photos, strict=True):
+        target.write_bytes(source.read_bytes())
+    not_a_photo = tmp_path / "notes.jpg"
+    not_a_photo.write_text("field notes, not a photo")
+    manifest = tmp_path / "race-point.csv"
+    manifest.write_text("image,observed_at,location,individual_id\n"
+                        "survey/a.jpg,2024-09-01T10:00:00Z,Race Point,HW-F-BULK\n"
+                        "survey/b.jpg,2024-09-01T10:05:00Z,Race Point,HW-F-BULK\n"
+                        "notes.jpg,,Race Point,\n"
+                        "missing.jpg,,,\n")
+
+    page.get_by_role("link", name="Bulk upload").click()
+    page.get_by_label("CSV manifest (optional)").set_input_files(str(manifest))
+    page.get_by_label("Or photos").set_input_files([str(p) for p in [*photos, not_a_photo]])
+    page.get_by_role("button", name="Upload and start").click()
+    panel = page.locator("section.job")
+    expect(panel).to_have_attribute("data-status", "completed", timeout=ANALYSIS_TIMEOUT_MS)
+    expect(page.get_by_text("1 photo(s) of the manifest were not chosen")).to_be_visible()
+    job_id = panel.get_attribute("data-job-id")
+    assert job_id
+    with api(field_system) as fp:
+        job = fp.request("GET", f"/v1/ingest/jobs/{job_id}").json()
+        failed = job_items(fp, job_id, "failed")
+        filed = fp.individual("HW-F-BULK")
+    assert (job["total"], job["done"], job["failed"]) == (4, 2, 2)
+    assert [s["location_name"] for s in filed["sightings"]] == ["Race Point", "Race Point"]  # a row, a sighting
+    for key, count in {"total": 4, "done": 2, "failed": 2, "waiting": 0}.items():
+        expect(panel.locator(f'[data-count="{key}"] dd')).to_have_text(str(count))
+    rows = panel.locator("table.failures tbody tr")
+    expect(rows).to_have_count(2)
+    shown = dict(zip(rows.locator("td:nth-child(1)").all_inner_texts(), rows.locator("td:nth-child(2)")
+                     .all_inner_texts(), strict=True))
+    assert shown == {item["image"]: item["reason"] for item in failed}
+    assert set(shown) == {"notes.jpg", "missing.jpg"}
+    expect(panel.get_by_role("button", name="Download results (CSV)")).to_be_visible()
+    save_figure(page, "bulk-upload", full_page=True)
+
+
+def test_an_interrupted_bulk_upload_is_resumed_from_a_folder(page: Page, field_system: WebSystem,
+                                                             catalogue: Catalogue, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    folder = tmp_path / "drone-2024"
+    (folder / "day-2").mkdir(parents=True)
+    (folder / "day-2" / "c.jpg").write_bytes(catalogue.extra_photos[2].read_bytes())
+    # A job whose photos were never uploaded (the browser was closed after the manifest).
+    with api(field_system) as fp:
+        job = fp.request("POST", "/v1/ingest/jobs", data={"name": "drone-2024"},
+                         files={"manifest": ("drone.csv", b"image,location\nday-2/c.jpg,Race Point\n", "text/csv")},
+                         headers={"Idempotency-Key": "web-resume-test"}).json()
+    assert job["status"] == "pending"
+
+    page.get_by_role("link", name="Bulk upload").click()
+    row = page.locator(f'table.job-list tr[data-job-id="{job["id"]}"]')
+    expect(row.locator("td").nth(1)).to_have_text("waiting for its photos")
+    row.get_by_role("button", name="Resume upload of drone-2024").click()
+    page.get_by_label("A folder of photos").set_input_files(str(folder))
+    page.get_by_role("button", name="Upload and start").click()
+    panel = page.locator(f'section.job[data-job-id="{job["id"]}"]')
+    expect(panel).to_have_attribute("data-status", "completed", timeout=ANALYSIS_TIMEOUT_MS)
+    with api(field_system) as fp:
+        finished = fp.request("GET", f"/v1/ingest/jobs/{job['id']}").json()
+    assert (finished["total"], finished["done"] + finished["duplicates"], finished["failed"]) == (1, 1, 0)
+    expect(panel.locator('[data-count="done"] dd')).to_have_text(str(finished["done"]))

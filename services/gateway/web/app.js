@@ -1,6 +1,7 @@
 // Finprint's web page: a hash router over the views; every view needs credentials but sign-in.
 
 import { credentials, signOut } from "./api.js";
+import { bulkView } from "./bulk.js";
 import { h, replace, errorBox } from "./dom.js";
 import { identifyView } from "./identify.js";
 import { individualsView, individualView } from "./individuals.js";
@@ -17,6 +18,7 @@ const ROUTES = [
   { pattern: /^\/individuals\/(.+)$/, view: individualView, title: "Individual" },
   { pattern: /^\/sightings(?:\?.*)?$/, view: sightingsView, title: "Sightings" },
   { pattern: /^\/upload$/, view: uploadView, title: "Upload encounter" },
+  { pattern: /^\/bulk$/, view: bulkView, title: "Bulk upload" },
   { pattern: /^\/overview$/, view: overviewView, title: "Overview" },
 ];
 
