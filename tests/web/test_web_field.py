@@ -478,3 +478,93 @@ def test_an_interrupted_bulk_upload_is_resumed_from_a_folder(page: Page, field_s
         finished = fp.request("GET", f"/v1/ingest/jobs/{job['id']}").json()
     assert (finished["total"], finished["done"] + finished["duplicates"], finished["failed"]) == (1, 1, 0)
     expect(panel.locator('[data-count="done"] dd')).to_have_text(str(finished["done"]))
+
+
+# --- accessibility and a phone's width ---------------------------------------------------------
+
+AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
+VIEWS = ["#/identify", "#/review", "#/individuals", "#/individuals/HW-F-2", "#/sightings", "#/bulk", "#/overview"]
+READY = {"#/sightings": ".map-frame[data-ready]", "#/individuals/HW-F-2": ".map-frame[data-ready]"}
+
+
+def axe_violations(page: Page) -> list[str]:
+    """axe-core's WCAG 2 A and AA violations of the page as it is now, one line each."""
+    found = page.evaluate("""async () => {
+        const result = await axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa']}});
+        return result.violations.map(v => `${v.id}: ${v.help} (${v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(', ')})`);
+    }""")
+    return list(found)
+
+
+def test_every_view_passes_axe_and_keeps_a_sensible_focus_order(browser: Browser, field_system: WebSystem,
+                                                                catalogue: Catalogue) -> None:
+    if not AXE.is_file():
+        pytest.fail(f"axe-core is missing at {AXE}: run `make web` (npm ci in web/)")
+    context = browser.new_context(viewport={"width": 1360, "height": 900}, base_url=field_system.url,
+                                  bypass_csp=True)  # axe is injected as an inline script
+    page = context.new_page()
+    page.set_default_timeout(ANALYSIS_TIMEOUT_MS)
+    try:
+        page.goto("/")
+        page.add_script_tag(path=str(AXE))
+        problems = {"sign-in": axe_violations(page)}
+        page.get_by_label("API key", exact=True).fill(field_system.api_key)
+        page.get_by_role("button", name="Use this key").click()
+        page.get_by_role("heading", name="Identify a photo").wait_for()
+        for view in VIEWS:
+            page.goto(f"/app/{view}")
+            page.locator("main h1").first.wait_for()
+            if view in READY:
+                page.locator(READY[view]).wait_for()
+            page.add_script_tag(path=str(AXE))
+            problems[view] = axe_violations(page)
+        page.goto("/app/#/review")
+        page.get_by_role("button", name="Compare side by side").first.click()
+        page.locator("dialog.compare[data-candidate]").wait_for()
+        page.add_script_tag(path=str(AXE))
+        problems["compare"] = axe_violations(page)
+        assert {view: found for view, found in problems.items() if found} == {}
+
+        # A view opens with the focus on its content; from the top the keyboard goes skip link,
+        # brand, navigation in reading order, then the view's first control (the search).
+        page.keyboard.press("Escape")
+        page.goto("/app/#/individuals")
+        page.get_by_role("heading", name="Individuals", exact=True).wait_for()
+        page.wait_for_function("() => document.activeElement.id === 'main'")
+        page.evaluate("() => document.querySelector('.skip-link').focus()")
+        order = ["Skip to content"]
+        for _ in range(10):
+            page.keyboard.press("Tab")
+            order.append(page.evaluate("() => document.activeElement.id || document.activeElement.textContent.trim()"))
+        assert order == ["Skip to content", "Finprint", "Identify", "Review queue", "Individuals", "Sightings",
+                         "Upload encounter", "Bulk upload", "Overview", "Sign out", "individuals-q"]
+        # In the compare dialog the focus never reaches the page behind it (a modal dialog: past its
+        # last control the focus goes to the browser, then back to the dialog).
+        page.goto("/app/#/review")
+        page.get_by_role("button", name="Compare side by side").first.click()
+        page.locator("dialog.compare[data-candidate]").wait_for()
+        for _ in range(30):
+            page.keyboard.press("Tab")
+            assert page.evaluate("() => { const e = document.activeElement;"
+                                 " return e === document.body || !!e.closest('dialog.compare'); }")
+    finally:
+        context.close()
+
+
+def test_the_page_fits_a_phones_width(browser: Browser, field_system: WebSystem, catalogue: Catalogue) -> None:
+    for page in open_page(browser, field_system, width=390, height=844):
+        def fits() -> bool:
+            return page.evaluate("() => document.scrollingElement.scrollWidth <= window.innerWidth")
+
+        for view in ["#/review", "#/individuals", "#/sightings", "#/bulk", "#/overview", "#/individuals/HW-F-2"]:
+            page.goto(f"/app/{view}")
+            page.locator("main h1").first.wait_for()
+            assert fits(), f"{view} is wider than the phone"
+        page.locator(".map-frame[data-ready]").wait_for()
+        save_figure(page, "phone-individual", full_page=True)
+        page.goto("/app/#/review")
+        page.get_by_role("button", name="Compare side by side").first.click()
+        page.locator("dialog.compare[data-candidate]").wait_for()
+        wait_for_images(page, "dialog.compare .compare-photo", 2)
+        assert fits()
+        save_figure(page, "phone-compare")

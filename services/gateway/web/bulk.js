@@ -138,7 +138,7 @@ function jobPanel(jobId, onFinished) {
     const page = await api.get(`/v1/ingest/jobs/${encodeURIComponent(jobId)}/items`,
       { status: "failed", limit: FAILURES_SHOWN });
     replace(failures, h("h3", {}, `Failed photos (${page.total})`),
-      h("div", { class: "table-scroll" }, h("table", { class: "failures" },
+      h("div", { class: "table-scroll", tabindex: 0, role: "region", "aria-label": "Failed photos" }, h("table", { class: "failures" },
         h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Photo"), h("th", { scope: "col" }, "Reason"))),
         h("tbody", {}, page.items.map((item) => h("tr", {}, h("td", {}, item.image), h("td", {}, item.reason || "–")))))));
   }
@@ -332,7 +332,7 @@ export async function bulkView() {
   async function listJobs() {
     try {
       const page = await api.get("/v1/ingest/jobs", { limit: 20 });
-      replace(jobs, page.items.length ? h("div", { class: "table-scroll" }, h("table", { class: "job-list" },
+      replace(jobs, page.items.length ? h("div", { class: "table-scroll", tabindex: 0, role: "region", "aria-label": "Recent jobs" }, h("table", { class: "job-list" },
         h("caption", { class: "visually-hidden" }, "Recent jobs, newest first"),
         h("thead", {}, h("tr", {}, ["Job", "Status", "Photos", "Done", "Failed", "Created", ""].map((t) =>
           h("th", { scope: "col" }, t)))),

@@ -11,7 +11,7 @@ const NATURAL_EARTH = "vendor/natural-earth";
 // zoom, which took over a minute in a headless Chromium on two cores.)
 const SCALES = [[4, "50m"], [-Infinity, "110m"]];
 const BORDERS_ZOOM = 4;
-const FIT_MAX_ZOOM = 9;   // a single sighting is shown with its coast around it
+const FIT_MAX_ZOOM = 7;   // a single sighting is shown with a coast around it
 const CLUSTER_RADIUS_PX = 40;
 
 let toolkit = null;

@@ -20,7 +20,8 @@ function row(s) {
 
 export async function sightingsView() {
   const mapSlot = h("div");
-  const tableSlot = h("div", { class: "table-scroll" });
+  // Focusable: a table wider than a phone scrolls sideways, and the keyboard must reach it too.
+  const tableSlot = h("div", { class: "table-scroll", tabindex: 0, role: "region", "aria-label": "Sightings table" });
   const count = h("p", { class: "hint", "aria-live": "polite" });
   let generation = 0;
 
