@@ -292,6 +292,9 @@ def test_maps_show_natural_earth_land_and_cluster_sightings_offline(page: Page, 
     coast = frame.locator("path.land").first.get_attribute("d") or ""
     assert coast.count("L") > 100 and coast.count("M") > 1
     assert page.locator("table.sightings tbody tr").count() == len(encounters)
+    for encounter in of_second:  # the table names each sighting's individual by its code
+        row = page.locator(f'table.sightings tr[data-encounter-id="{encounter["id"]}"]')
+        expect(row.get_by_role("link", name=catalogue.second)).to_be_visible()
 
     # At low zoom the sightings gather into one cluster; zoomed in they separate again.
     page.evaluate("() => document.querySelector('.map-frame').leafletMap.setZoom(3, {animate: false})")
@@ -499,7 +502,7 @@ def axe_violations(page: Page) -> list[str]:
 def test_every_view_passes_axe_and_keeps_a_sensible_focus_order(browser: Browser, field_system: WebSystem,
                                                                 catalogue: Catalogue) -> None:
     if not AXE.is_file():
-        pytest.fail(f"axe-core is missing at {AXE}: run `make web` (npm ci in web/)")
+        pytest.fail(f"axe-core is missing at {AXE}: run `cd web && npm ci` (`make web` does it on a fresh clone)")
     context = browser.new_context(viewport={"width": 1360, "height": 900}, base_url=field_system.url,
                                   bypass_csp=True)  # axe is injected as an inline script
     page = context.new_page()

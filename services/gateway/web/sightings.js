@@ -8,14 +8,28 @@ import { sightingsMap } from "./maps.js";
 
 const MAPPED_MAX = 500;  // the API's largest page; a bigger catalogue is narrowed with the filters
 
-function row(s) {
+// Encounters name their individuals by id; the page shows catalogue codes (one list, once per view).
+async function codesById() {
+  const page = await api.get("/v1/individuals", { limit: MAPPED_MAX });
+  return new Map(page.items.map((i) => [i.id, i.catalogue_code]));
+}
+
+function individualLinks(ids, codes) {
+  if (!ids.length) return "–";
+  return ids.map((id, n) => {
+    const code = codes.get(id);
+    return [n ? ", " : "", code ? h("a", { href: `#/individuals/${encodeURIComponent(code)}` }, code) : "(merged)"];
+  });
+}
+
+function row(s, codes) {
   return h("tr", { dataset: { encounterId: s.id } },
     h("td", {}, sightingDate(s.occurred_at, { time: true }) || "Undated"),
     h("td", {}, s.location_name || "–"),
     h("td", { class: "num" }, Number.isFinite(s.latitude) ? `${s.latitude.toFixed(3)}, ${s.longitude.toFixed(3)}` : "–"),
     h("td", {}, s.observer || "–"),
     h("td", { class: "num" }, String((s.media_ids || []).length)),
-    h("td", { class: "num" }, String((s.individual_ids || []).length)));
+    h("td", {}, individualLinks(s.individual_ids || [], codes)));
 }
 
 export async function sightingsView() {
@@ -25,21 +39,27 @@ export async function sightingsView() {
   const count = h("p", { class: "hint", "aria-live": "polite" });
   let generation = 0;
 
+  const codes = codesById();
   async function load(filters) {
     const mine = ++generation;
     try {
-      const page = await api.get("/v1/encounters", { limit: MAPPED_MAX, ...filters });
+      const [page, known] = await Promise.all([api.get("/v1/encounters", { limit: MAPPED_MAX, ...filters }), codes]);
       if (mine !== generation) return;
       const filtered = Object.keys(filters).length > 0;
       replace(count, `${page.total} sighting(s)${filtered ? " match" : ""}`
         + (page.total > page.items.length ? `; the first ${page.items.length} are shown.` : "."));
-      const points = page.items.map((s) => ({ ...s, label: sightingTitle(s.occurred_at, s.location_name) }));
+      const points = page.items.map((s) => {
+        const named = (s.individual_ids || []).map((id) => known.get(id)).filter(Boolean);
+        return { ...s, label: [sightingTitle(s.occurred_at, s.location_name), named.join(", ")].filter(Boolean)
+          .join(" · "), href: named.length === 1 ? `#/individuals/${encodeURIComponent(named[0])}` : undefined,
+        linkText: named.length === 1 ? `Open ${named[0]}` : undefined };
+      });
       replace(mapSlot, sightingsMap(points, filtered ? "Map of the sightings that match" : "Map of all sightings"));
       replace(tableSlot, page.items.length ? h("table", { class: "sightings" },
         h("caption", { class: "visually-hidden" }, "Sightings, newest first, the undated last"),
         h("thead", {}, h("tr", {}, ["Date", "Place", "Position", "Observer", "Photos", "Individuals"].map((t) =>
           h("th", { scope: "col" }, t)))),
-        h("tbody", {}, page.items.map(row))) : notice("No sighting matches."));
+        h("tbody", {}, page.items.map((s) => row(s, known)))) : notice("No sighting matches."));
     } catch (error) {
       if (mine !== generation) return;
       const unknown = error instanceof ApiError && error.status === 404;
