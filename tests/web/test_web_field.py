@@ -195,6 +195,19 @@ def test_the_compare_view_zooms_pans_flips_and_decides_by_keyboard(page: Page, f
     assert {first_photo, candidate.get_attribute("data-media-id")} == set(catalogue.first_media)
     wait_for_images(page, "dialog.compare .compare-photo", 2)
     page.keyboard.press("h")  # the screenshot shows the photos as they are
+
+    # "a": the animal's box fills the pane under review, centred (flipped or not).
+    page.keyboard.press("a")
+    centre = page.evaluate("""() => {
+        const pane = document.querySelector('dialog.compare .compare-viewport').getBoundingClientRect();
+        const box = document.querySelector('dialog.compare .compare-stage rect').getBoundingClientRect();
+        return [box.x + box.width / 2 - (pane.x + pane.width / 2), box.y + box.height / 2 - (pane.y + pane.height / 2),
+                Math.max(box.width / pane.width, box.height / pane.height)];
+    }""")
+    assert centre[0] == pytest.approx(0, abs=2) and centre[1] == pytest.approx(0, abs=2)
+    assert centre[2] == pytest.approx(0.9, abs=0.02)
+    page.keyboard.press("f")
+    page.keyboard.press("0")
     save_figure(page, "compare")
 
     page.keyboard.press("c")
@@ -486,7 +499,9 @@ def test_an_interrupted_bulk_upload_is_resumed_from_a_folder(page: Page, field_s
 # --- accessibility and a phone's width ---------------------------------------------------------
 
 AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
-VIEWS = ["#/identify", "#/review", "#/individuals", "#/individuals/HW-F-2", "#/sightings", "#/bulk", "#/overview"]
+VIEWS = {"#/identify": "Identify a photo", "#/review": "Review queue", "#/individuals": "Individuals",
+         "#/individuals/HW-F-2": "HW-F-2", "#/sightings": "Sightings", "#/bulk": "Bulk upload",
+         "#/overview": "Overview"}
 READY = {"#/sightings": ".map-frame[data-ready]", "#/individuals/HW-F-2": ".map-frame[data-ready]"}
 
 
@@ -514,13 +529,16 @@ def test_every_view_passes_axe_and_keeps_a_sensible_focus_order(browser: Browser
         page.get_by_label("API key", exact=True).fill(field_system.api_key)
         page.get_by_role("button", name="Use this key").click()
         page.get_by_role("heading", name="Identify a photo").wait_for()
-        for view in VIEWS:
-            page.goto(f"/app/{view}")
-            page.locator("main h1").first.wait_for()
-            if view in READY:
-                page.locator(READY[view]).wait_for()
-            page.add_script_tag(path=str(AXE))
-            problems[view] = axe_violations(page)
+        for scheme in ("light", "dark"):  # the page follows the system's colour scheme
+            page.emulate_media(color_scheme=scheme)
+            for view, heading in VIEWS.items():
+                page.goto(f"/app/{view}")
+                page.get_by_role("heading", level=1, name=heading, exact=True).wait_for()
+                if view in READY:
+                    page.locator(READY[view]).wait_for()
+                page.add_script_tag(path=str(AXE))
+                problems[f"{view} ({scheme})"] = axe_violations(page)
+        page.emulate_media(color_scheme="light")
         page.goto("/app/#/review")
         page.get_by_role("button", name="Compare side by side").first.click()
         page.locator("dialog.compare[data-candidate]").wait_for()
@@ -561,7 +579,7 @@ def test_the_page_fits_a_phones_width(browser: Browser, field_system: WebSystem,
 
         for view in ["#/review", "#/individuals", "#/sightings", "#/bulk", "#/overview", "#/individuals/HW-F-2"]:
             page.goto(f"/app/{view}")
-            page.locator("main h1").first.wait_for()
+            page.get_by_role("heading", level=1, name=VIEWS[view], exact=True).wait_for()
             assert fits(), f"{view} is wider than the phone"
         page.locator(".map-frame[data-ready]").wait_for()
         save_figure(page, "phone-individual", full_page=True)

@@ -13,7 +13,7 @@ const ZOOM_MAX = 40;
 export const SHORTCUTS = [
   ["ArrowRight", "next candidate"], ["ArrowLeft", "previous candidate"], ["p", "candidate's next photo"],
   ["c", "confirm this candidate"], ["n", "new individual"], ["r", "reject"],
-  ["f", "flip the photo under review"], ["h", "high contrast"], ["+ / -", "zoom"], ["0", "fit"], ["Esc", "close"],
+  ["a", "zoom to the animal"], ["f", "flip the photo under review"], ["h", "high contrast"], ["+ / -", "zoom"], ["0", "fit"], ["Esc", "close"],
 ];
 
 // One pane: a stage (the photo at its own pixel size, and the box over it) moved by a transform.
@@ -66,7 +66,8 @@ export function openCompare(item, { decide, declareNew, reject, start = 0 }) {
     h("div", { class: "compare-panes" }, query.element, other.element),
     h("div", { class: "compare-tools", role: "toolbar", "aria-label": "View" },
       button("−", "-", () => zoomBy(1 / ZOOM_STEP)), zoomLabel, button("+", "+", () => zoomBy(ZOOM_STEP)),
-      button("Fit", "0", () => reset()), button("1:1", "1", () => actualPixels()), flipButton, contrastButton,
+      button("Fit", "0", () => reset()), button("1:1", "1", () => actualPixels()),
+      button("Animal", "a", () => toAnimal()), flipButton, contrastButton,
       button("← Previous", "ArrowLeft", () => show(index - 1)), button("Next →", "ArrowRight", () => show(index + 1)),
       button("Next photo", "p", () => showPhoto(photoIndex + 1))),
     strip,
@@ -126,6 +127,24 @@ export function openCompare(item, { decide, declareNew, reject, start = 0 }) {
   function actualPixels() {
     const fit = Number(query.stage.dataset.scale) / view.zoom;
     if (fit) zoomBy(1 / fit / view.zoom);
+  }
+
+  // The detected animal of the photo under review filling its pane (its box, with a margin).
+  function toAnimal() {
+    const box = boxCorners(item.box);
+    const width = query.img.naturalWidth;
+    const height = query.img.naturalHeight;
+    const { clientWidth: vw, clientHeight: vh } = query.viewport;
+    if (!box || !width || !vw) return;
+    const [x0, y0, x1, y1] = box;
+    const fit = Math.min(vw / width, vh / height);
+    const k = 0.9 * Math.min(vw / Math.max(1, x1 - x0), vh / Math.max(1, y1 - y0));
+    view.zoom = Math.max(ZOOM_MIN, Math.min(ZOOM_MAX, k / fit));
+    const scale = fit * view.zoom;
+    const offsetX = ((x0 + x1) / 2 - width / 2) * scale;
+    view.panX = view.flipped ? offsetX : -offsetX;
+    view.panY = -((y0 + y1) / 2 - height / 2) * scale;
+    apply();
   }
 
   for (const p of [query, other]) {
@@ -223,7 +242,7 @@ export function openCompare(item, { decide, declareNew, reject, start = 0 }) {
       ArrowRight: () => show(index + 1), j: () => show(index + 1), ArrowLeft: () => show(index - 1),
       k: () => show(index - 1), p: () => showPhoto(photoIndex + 1), c: confirmShown,
       n: () => finish(declareNew), r: () => finish(reject), f: () => flipButton.click(), h: () => contrastButton.click(),
-      "+": () => zoomBy(ZOOM_STEP), "=": () => zoomBy(ZOOM_STEP), "-": () => zoomBy(1 / ZOOM_STEP), 0: reset,
+      a: toAnimal, "+": () => zoomBy(ZOOM_STEP), "=": () => zoomBy(ZOOM_STEP), "-": () => zoomBy(1 / ZOOM_STEP), 0: reset,
       1: actualPixels,
     };
     const action = actions[event.key];
