@@ -5,6 +5,7 @@ accessibility. Each flow saves a screenshot into docs/figures/web/ (docs/web.md 
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -423,6 +424,19 @@ def job_items(fp: FinprintClient, job_id: str, status: str) -> list[dict[str, An
     return fp.request("GET", f"/v1/ingest/jobs/{job_id}/items", params={"status": status}).json()["items"]
 
 
+def drop_files(page: Page, selector: str, paths: list[Path]) -> None:
+    """Drop files on an element as a file manager would (a drop event carrying them)."""
+    files = [(p.name, base64.b64encode(p.read_bytes()).decode()) for p in paths]
+    page.evaluate("""([selector, files]) => {
+        const transfer = new DataTransfer();
+        for (const [name, data] of files) {
+            transfer.items.add(new File([Uint8Array.from(atob(data), c => c.charCodeAt(0))], name));
+        }
+        document.querySelector(selector).dispatchEvent(
+            new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+    }""", [selector, files])
+
+
 def test_bulk_upload_of_a_manifest_shows_progress_and_each_failure_with_its_reason(
         page: Page, field_system: WebSystem, catalogue: Catalogue, tmp_path: Path) -> None:
     from playwright.sync_api import expect
@@ -442,8 +456,11 @@ def test_bulk_upload_of_a_manifest_shows_progress_and_each_failure_with_its_reas
                         "missing.jpg,,,\n")
 
     page.get_by_role("link", name="Bulk upload").click()
-    page.get_by_label("CSV manifest (optional)").set_input_files(str(manifest))
-    page.get_by_label("Or photos").set_input_files([str(p) for p in [*photos, not_a_photo]])
+    page.get_by_role("heading", name="Bulk upload", level=1).wait_for()
+    # The manifest and one file dropped on the page, the photos chosen with the input.
+    drop_files(page, '[data-drop="bulk"]', [manifest, not_a_photo])
+    page.get_by_label("Or photos").set_input_files([str(p) for p in photos])
+    expect(page.get_by_text("3 photo(s) chosen and the manifest race-point.csv.")).to_be_visible()
     page.get_by_role("button", name="Upload and start").click()
     panel = page.locator("section.job")
     expect(panel).to_have_attribute("data-status", "completed", timeout=ANALYSIS_TIMEOUT_MS)

@@ -64,17 +64,51 @@ function manifestImages(text) {
   return column < 0 ? [] : body.map((r) => (r[column] || "").trim()).filter(Boolean);
 }
 
-// The manifest's key of a chosen file: its path inside the chosen folder, else its name.
-function keyOf(file) {
+// A chosen photo and its manifest key: its path inside the chosen folder, else its name.
+function entry(file, key) {
   const path = file.webkitRelativePath || "";
-  return path.includes("/") ? path.split("/").slice(1).join("/") : file.name;
+  return { file, key: key || (path.includes("/") ? path.split("/").slice(1).join("/") : file.name),
+    folder: path.includes("/") ? path.split("/")[0] : null };
 }
 
 // Which chosen file each key names: by path in the folder, else by file name alone.
-function filesFor(keys, files) {
-  const byKey = new Map(files.map((f) => [keyOf(f), f]));
-  const byName = new Map(files.map((f) => [f.name, f]));
+function filesFor(keys, chosen) {
+  const byKey = new Map(chosen.map((c) => [c.key, c.file]));
+  const byName = new Map(chosen.map((c) => [c.file.name, c.file]));
   return new Map(keys.map((key) => [key, byKey.get(key) || byName.get(key.split("/").pop())]).filter(([, f]) => f));
+}
+
+function readEntries(reader) {
+  return new Promise((resolve, reject) => reader.readEntries(resolve, reject));
+}
+
+// The files under a dropped folder (FileSystemEntry), keyed by their path inside it.
+async function folderFiles(directory, prefix = "") {
+  const reader = directory.createReader();
+  const found = [];
+  for (let batch = await readEntries(reader); batch.length; batch = await readEntries(reader)) {
+    for (const item of batch) {
+      if (item.isDirectory) found.push(...await folderFiles(item, `${prefix}${item.name}/`));
+      else found.push(entry(await new Promise((resolve, reject) => item.file(resolve, reject)), prefix + item.name));
+    }
+  }
+  return found;
+}
+
+// What was dropped: folders (walked), photos, and a CSV manifest.
+async function droppedFiles(dataTransfer) {
+  const found = [];
+  const items = [...(dataTransfer.items || [])].filter((item) => item.kind === "file");
+  for (const item of items) {
+    const fsEntry = item.webkitGetAsEntry ? item.webkitGetAsEntry() : null;
+    if (fsEntry && fsEntry.isDirectory) {
+      found.push(...(await folderFiles(fsEntry)).map((c) => ({ ...c, folder: fsEntry.name })));
+    } else {
+      const file = item.getAsFile();
+      if (file) found.push(entry(file));
+    }
+  }
+  return found;
 }
 
 async function uploadAll(jobId, files, onProgress) {
@@ -198,9 +232,27 @@ function photoInputs(onChange) {
   const photos = h("input", { id: "bulk-photos", type: "file", multiple: true, accept: "image/jpeg,image/png,image/webp" });
   const manifest = h("input", { id: "bulk-manifest", type: "file", accept: ".csv,text/csv",
     "aria-describedby": "bulk-manifest-hint" });
+  let dropped = [];
   for (const input of [folder, photos, manifest]) input.addEventListener("change", onChange);
-  const chosen = () => [...folder.files, ...photos.files].filter((f) => IMAGE.test(f.name));
-  return { folder, photos, manifest, chosen, fields: [
+  const chosen = () => [...[...folder.files, ...photos.files].map((f) => entry(f)), ...dropped]
+    .filter((c) => IMAGE.test(c.file.name));
+  const manifestFile = () => manifest.files[0] || (dropped.find((c) => /\.csv$/i.test(c.file.name)) || {}).file;
+  // Dropping is the quick way; the inputs are the keyboard's way to the same.
+  const zone = h("div", { class: "dropzone", dataset: { drop: "bulk" } },
+    h("strong", {}, "Drop a folder, photos or a CSV manifest here"), h("span", {}, "or choose them below"));
+  zone.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    zone.classList.add("over");
+  });
+  zone.addEventListener("dragleave", () => zone.classList.remove("over"));
+  zone.addEventListener("drop", async (event) => {
+    event.preventDefault();
+    zone.classList.remove("over");
+    dropped = [...dropped, ...await droppedFiles(event.dataTransfer)];
+    onChange();
+  });
+  const clear = () => { dropped = []; };
+  return { folder, photos, manifest, chosen, manifestFile, clear, zone, fields: [
     h("div", { class: "field" }, h("label", { for: "bulk-folder" }, "A folder of photos"), folder,
       h("p", { class: "hint", id: "bulk-folder-hint" }, "Every JPEG, PNG or WebP in it and its subfolders.")),
     h("div", { class: "field" }, h("label", { for: "bulk-photos" }, "Or photos"), photos),
@@ -221,8 +273,9 @@ export async function bulkView() {
   const inputs = photoInputs(() => {
     key = idempotencyKey();  // other files are another job
     const files = inputs.chosen();
-    replace(summary, files.length ? `${files.length} photo(s) chosen${inputs.manifest.files.length
-      ? ` and the manifest ${inputs.manifest.files[0].name}` : ""}.` : "");
+    const manifest = inputs.manifestFile();
+    replace(summary, files.length || manifest ? `${files.length} photo(s) chosen${manifest
+      ? ` and the manifest ${manifest.name}` : ""}.` : "");
   });
   const field = (id, label, attrs) => h("div", { class: "field" }, h("label", { for: id }, label),
     h("input", { id, name: id.replace("bulk-", ""), ...attrs }));
@@ -231,6 +284,7 @@ export async function bulkView() {
     submit(new FormData(form)).catch((error) => replace(status, errorBox(error)));
   } },
   h("h2", { id: "bulk-title" }, "New job"),
+  inputs.zone,
   h("div", { class: "grid-fields" }, inputs.fields),
   field("bulk-name", "Job name (optional)", { maxlength: 200, placeholder: "e.g. Survey 2024-06" }),
   h("fieldset", {}, h("legend", {}, "For every photo of a folder without a manifest (optional)"),
@@ -251,7 +305,7 @@ export async function bulkView() {
 
   async function submit(data) {
     const files = inputs.chosen();
-    const manifestFile = inputs.manifest.files[0];
+    const manifestFile = inputs.manifestFile();
     if (!files.length) throw new Error("Choose a folder or photos first.");
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
@@ -267,13 +321,13 @@ export async function bulkView() {
         } else {
           const shared = Object.fromEntries(SHARED_COLUMNS.map((c) => [c, String(data.get(c) || "").trim()]));
           if (shared.observed_at) shared.observed_at = `${shared.observed_at}T12:00:00Z`;
-          text = folderManifest(files.map(keyOf), shared);
+          text = folderManifest(files.map((c) => c.key), shared);
         }
         keys = manifestImages(text);
         const body = new FormData();
         body.append("manifest", new File([text], manifestFile ? manifestFile.name : "folder.csv", { type: "text/csv" }));
         const name = String(data.get("name") || "").trim()
-          || (files[0].webkitRelativePath ? files[0].webkitRelativePath.split("/")[0] : "")
+          || files[0].folder
           || (manifestFile ? manifestFile.name.replace(/\.csv$/i, "") : `Upload ${new Date().toISOString().slice(0, 16)}`);
         body.append("name", name);
         replace(status, busy("Creating the job…"));
@@ -302,6 +356,7 @@ export async function bulkView() {
       resuming = null;
       key = idempotencyKey();
       form.reset();
+      inputs.clear();
       replace(summary);
       show(jobId);
       await listJobs();
