@@ -38,7 +38,8 @@ class Catalogue:
     first_media: list[str]
     pending_dated: str      # an identification of a dated sighting at Stellwagen Bank
     pending_undated: str    # an identification of an undated sighting
-    extra_photos: list[Path]
+    extra_photos: list[Path]  # of another whale, for the bulk uploads
+    field_photo: Path         # of a fourth whale, for the upload from the field
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +60,7 @@ def catalogue(field_system: WebSystem, shared_data: Path) -> Catalogue:
         first_media = [m for s in fp.individual("HW-F-1")["sightings"] for m in s["media_ids"]]
     pending = [i["id"] for e in (dated, undated) for i in e["identifications"] if i["decision"] == "pending"]
     assert len(pending) == 2, "each unnamed photo must wait for review for these tests to mean anything"
-    return Catalogue("HW-F-1", "HW-F-2", first_media, pending[0], pending[1], third)
+    return Catalogue("HW-F-1", "HW-F-2", first_media, pending[0], pending[1], third, whales[3][0])
 
 
 def open_page(browser: Browser, system: WebSystem, width: int = 1360, height: int = 900) -> Iterator[Page]:
@@ -606,3 +607,25 @@ def test_the_page_fits_a_phones_width(browser: Browser, field_system: WebSystem,
         wait_for_images(page, "dialog.compare .compare-photo", 2)
         assert fits()
         save_figure(page, "phone-compare")
+
+
+def test_an_encounter_uploaded_in_the_field_takes_the_devices_position(browser: Browser, field_system: WebSystem,
+                                                                       catalogue: Catalogue) -> None:
+    from playwright.sync_api import expect
+
+    for page in open_page(browser, field_system, width=390, height=844):
+        page.context.grant_permissions(["geolocation"])
+        page.context.set_geolocation({"latitude": 42.05123, "longitude": -70.18456, "accuracy": 12})
+        page.get_by_role("link", name="Upload encounter").click()
+        page.get_by_role("button", name="Use this device's position").click()
+        expect(page.get_by_text("Position set (±12 m).")).to_be_visible()
+        expect(page.get_by_label("Latitude")).to_have_value("42.05123")
+        expect(page.get_by_label("Longitude")).to_have_value("-70.18456")
+        page.set_input_files("#encounter-photos", str(catalogue.field_photo))
+        page.get_by_label("Location").fill("Race Point")
+        page.get_by_role("button", name="Upload encounter").click()
+        page.get_by_text("Stored 1 photo(s) as one encounter").wait_for()
+        with api(field_system) as fp:
+            newest = fp.request("GET", "/v1/encounters", params={"location": "race point", "limit": 500}).json()
+        assert any((e["latitude"], e["longitude"]) == (42.05123, -70.18456) for e in newest["items"])
+        save_figure(page, "phone-upload", full_page=True)
