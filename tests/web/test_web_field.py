@@ -152,6 +152,7 @@ def test_the_compare_view_zooms_pans_flips_and_decides_by_keyboard(page: Page, f
     dialog = page.locator("dialog.compare")
     dialog.wait_for()
     wait_for_images(page, "dialog.compare .compare-photo", 2)
+    page.wait_for_function("() => document.querySelectorAll('dialog.compare .compare-stage[data-scale]').length === 2")
     query_img = dialog.locator(".compare-pane").first.locator("img")
     # Full resolution: the photo itself, not a thumbnail.
     assert query_img.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [media["width"], media["height"]]
