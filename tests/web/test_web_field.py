@@ -245,6 +245,9 @@ def test_an_individuals_timeline_intervals_and_edits_with_their_audit_trail(page
     assert timeline.locator(".timeline-gap").all_inner_texts() == [f"{d} days later" for d in intervals]
     assert f"intervals {', '.join(map(str, intervals))} days" in page.locator(".resightings").inner_text()
     wait_for_images(page, ".timeline-photos img", len(days))
+    # Each photo opens at full resolution: the link is the photo's own presigned URL.
+    first_photo = timeline.get_by_role("link", name="Photo 1 of this sighting of HW-F-1, full size").first
+    assert first_photo.get_attribute("href") == first_photo.locator("img").get_attribute("src")
 
     page.get_by_label("Name", exact=True).fill("Salt")
     page.get_by_label("Sex", exact=True).select_option("female")

@@ -139,3 +139,13 @@ export function daysBetween(earlier, later) {
   const day = (iso) => Date.UTC(...iso.slice(0, 10).split("-").map((v, i) => Number(v) - (i === 1 ? 1 : 0)));
   return Math.round((day(later) - day(earlier)) / 86_400_000);
 }
+
+// A catalogued photo that opens at full resolution in a new tab (its presigned link).
+export function photoLink(mediaId, alt) {
+  const link = h("a", { class: "photo-link", target: "_blank", rel: "noopener" }, mediaImage(mediaId, alt));
+  mediaUrl(mediaId).then((url) => {
+    link.setAttribute("href", url);
+    link.setAttribute("aria-label", `${alt}, full size`);  // a link only once it leads somewhere
+  }).catch(() => {});
+  return link;
+}

@@ -4,7 +4,7 @@
 import { api, forgetIndividual } from "./api.js";
 import { sightingsMap } from "./maps.js";
 import { filterBar } from "./filters.js";
-import { h, replace, errorBox, busy, notice, mediaImage, formatDate, daysBetween, sightingDate, sightingTitle,
+import { h, replace, errorBox, busy, notice, mediaImage, photoLink, formatDate, daysBetween, sightingDate, sightingTitle,
   speciesName } from "./dom.js";
 
 const PHOTOS_SHOWN = 24;
@@ -62,7 +62,7 @@ function chronological(sightings) {
 
 function photoStrip(ids, code) {
   return ids.length ? h("ul", { class: "timeline-photos" }, ids.slice(0, 6).map((id, i) => h("li", {},
-    mediaImage(id, `Photo ${i + 1} of this sighting of ${code}`)))) : null;
+    photoLink(id, `Photo ${i + 1} of this sighting of ${code}`)))) : null;
 }
 
 function sightingEntry(s, code) {
@@ -202,5 +202,5 @@ export async function individualView(code) {
         h("h2", {}, "History"), history)),
     h("h2", {}, "Photos"),
     photos.length ? h("ul", { class: "photo-grid" }, photos.map((id, i) => h("li", {},
-      mediaImage(id, `Photo ${i + 1} of ${found.catalogue_code}`)))) : notice("No photo yet."));
+      photoLink(id, `Photo ${i + 1} of ${found.catalogue_code}`)))) : notice("No photo yet."));
 }
