@@ -633,3 +633,25 @@ def test_an_encounter_uploaded_in_the_field_takes_the_devices_position(browser: 
             newest = fp.request("GET", "/v1/encounters", params={"location": "race point", "limit": 500}).json()
         assert any((e["latitude"], e["longitude"]) == (42.05123, -70.18456) for e in newest["items"])
         save_figure(page, "phone-upload", full_page=True)
+
+
+def test_a_photo_being_identified_is_compared_at_full_resolution_before_it_is_stored(
+        page: Page, field_system: WebSystem, catalogue: Catalogue) -> None:
+    from playwright.sync_api import expect
+
+    page.set_input_files("#identify-photo", str(catalogue.extra_photos[0]))
+    result = page.locator(".result").first
+    result.get_by_role("button", name="Compare side by side").click()
+    dialog = page.locator("dialog.compare[data-candidate]")
+    dialog.wait_for()
+    wait_for_images(page, "dialog.compare .compare-photo", 2)
+    assert dialog.locator(".compare-photo").first.get_attribute("src").startswith("blob:")  # the user's own file
+    codes = result.locator(".candidate:not(.query) a.code").all_inner_texts()
+    assert dialog.get_attribute("data-candidate") == codes[0]
+    # Nothing is stored, so nothing is decided here: no decision buttons, and "c" does nothing.
+    expect(dialog.get_by_role("button", name="Reject")).to_have_count(0)
+    page.keyboard.press("c")
+    page.keyboard.press("+")
+    assert dialog.get_attribute("data-zoom") == "1.2500"
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)

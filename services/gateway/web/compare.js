@@ -33,9 +33,12 @@ function loadInto(p, url) {
   });
 }
 
-// ``item`` is an identification of the review queue; ``decide`` is its card's decision function
-// (body, describe) and ``declareNew`` its "new individual" flow. Resolves when the dialog closes.
-export function openCompare(item, { decide, declareNew, reject, start = 0 }) {
+// ``item`` is an identification of the review queue (``media_id``, ``box``, ``candidates``, its
+// sighting), or a photo being identified (``photo_url`` instead of ``media_id``); ``decide(code)``,
+// ``declareNew()`` and ``reject()`` are its card's decisions, left out where nothing is decided.
+// Resolves when the dialog closes.
+export function openCompare(item, { decide, declareNew, reject, start = 0 } = {}) {
+  const deciding = Boolean(decide);
   const view = { zoom: 1, panX: 0, panY: 0, flipped: false, contrast: false };
   const candidates = item.candidates;
   let index = Math.min(start, Math.max(0, candidates.length - 1));
@@ -61,7 +64,7 @@ export function openCompare(item, { decide, declareNew, reject, start = 0 }) {
   const dialog = h("dialog", { class: "compare", "aria-labelledby": "compare-title", tabindex: -1 },
     h("div", { class: "compare-head" }, title,
       button("Close", "Escape", () => dialog.close(), "compare-close")),
-    h("p", { class: "hint" }, sightingTitle(item.occurred_at, item.location_name)
+    h("p", { class: "hint" }, (item.photo_url ? "Your photo" : sightingTitle(item.occurred_at, item.location_name))
       + " · drag to pan, wheel or +/- to zoom; both photos move together."),
     h("div", { class: "compare-panes" }, query.element, other.element),
     h("div", { class: "compare-tools", role: "toolbar", "aria-label": "View" },
@@ -71,8 +74,9 @@ export function openCompare(item, { decide, declareNew, reject, start = 0 }) {
       button("← Previous", "ArrowLeft", () => show(index - 1)), button("Next →", "ArrowRight", () => show(index + 1)),
       button("Next photo", "p", () => showPhoto(photoIndex + 1))),
     strip,
-    h("div", { class: "actions compare-decide" }, confirmButton,
-      button("New individual…", "n", () => finish(declareNew)), button("Reject", "r", () => finish(reject), "danger")),
+    deciding ? h("div", { class: "actions compare-decide" }, confirmButton,
+      button("New individual…", "n", () => finish(declareNew)), button("Reject", "r", () => finish(reject), "danger"))
+      : null,
     status,
     h("details", { class: "hint" }, h("summary", {}, "Keyboard shortcuts"),
       h("dl", { class: "shortcuts" }, SHORTCUTS.map(([key, what]) => [h("dt", {}, h("kbd", {}, key)), h("dd", {}, what)]))));
@@ -228,10 +232,11 @@ export function openCompare(item, { decide, declareNew, reject, start = 0 }) {
   }
 
   function confirmShown() {
-    if (candidates.length) finish(() => decide(codeOf(index)));
+    if (candidates.length && deciding) finish(() => decide(codeOf(index)));
   }
 
   function finish(action) {
+    if (!action) return;  // nothing is decided here (a photo being identified)
     dialog.close();
     action();
   }
@@ -258,7 +263,7 @@ export function openCompare(item, { decide, declareNew, reject, start = 0 }) {
   dialog.showModal();
   dialog.focus();
   replace(query.caption, "Photo under review");
-  mediaUrl(item.media_id)
+  (item.photo_url ? Promise.resolve(item.photo_url) : mediaUrl(item.media_id))
     .then((url) => loadInto(query, url))
     .then(() => {
       const box = boxCorners(item.box);
