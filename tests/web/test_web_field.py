@@ -611,6 +611,18 @@ def test_the_page_fits_a_phones_width(browser: Browser, field_system: WebSystem,
         wait_for_images(page, "dialog.compare .compare-photo", 2)
         assert fits()
         save_figure(page, "phone-compare")
+        # Two fingers spread from 40 px to 100 px apart: both photos zoom ×2.5 together.
+        page.evaluate("""() => {
+            const pane = document.querySelectorAll('dialog.compare .compare-viewport')[1];
+            const box = pane.getBoundingClientRect();
+            const [cx, cy] = [box.x + box.width / 2, box.y + box.height / 2];
+            const touch = (type, id, dx) => pane.dispatchEvent(new PointerEvent(type, {pointerId: id,
+                pointerType: 'touch', clientX: cx + dx, clientY: cy, bubbles: true, isPrimary: id === 1}));
+            touch('pointerdown', 1, -20); touch('pointerdown', 2, 20);
+            touch('pointermove', 1, -50); touch('pointermove', 2, 50);
+            touch('pointerup', 1, -50); touch('pointerup', 2, 50);
+        }""")
+        assert float(page.locator("dialog.compare").get_attribute("data-zoom") or 0) == pytest.approx(2.5, rel=1e-3)
 
 
 def test_an_encounter_uploaded_in_the_field_takes_the_devices_position(browser: Browser, field_system: WebSystem,

@@ -151,26 +151,52 @@ export function openCompare(item, { decide, declareNew, reject, start = 0 } = {}
     apply();
   }
 
+  // One finger (or the mouse) pans; two fingers pinch to zoom about their midpoint, on a phone.
   for (const p of [query, other]) {
-    let drag = null;
+    const pointers = new Map();
+    let pinch = null;
+    const centred = (x, y) => {
+      const box = p.viewport.getBoundingClientRect();
+      return [x - box.left - box.width / 2, y - box.top - box.height / 2];
+    };
+    const spread = () => {
+      const [a, b] = [...pointers.values()];
+      return { distance: Math.hypot(a.x - b.x, a.y - b.y), mid: centred((a.x + b.x) / 2, (a.y + b.y) / 2) };
+    };
     p.viewport.addEventListener("pointerdown", (event) => {
-      drag = { x: event.clientX, y: event.clientY };
-      p.viewport.setPointerCapture(event.pointerId);
+      pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
+      pinch = pointers.size === 2 ? spread() : null;
+      try {
+        p.viewport.setPointerCapture(event.pointerId);  // the drag goes on outside the pane
+      } catch {
+        // a pointer the browser no longer tracks: nothing to capture
+      }
     });
     p.viewport.addEventListener("pointermove", (event) => {
-      if (!drag) return;
-      view.panX += event.clientX - drag.x;
-      view.panY += event.clientY - drag.y;
-      drag = { x: event.clientX, y: event.clientY };
+      const last = pointers.get(event.pointerId);
+      if (!last) return;
+      if (pointers.size === 1) {
+        view.panX += event.clientX - last.x;
+        view.panY += event.clientY - last.y;
+      }
+      pointers.set(event.pointerId, { x: event.clientX, y: event.clientY });
+      if (pointers.size === 2 && pinch) {
+        const now = spread();
+        if (pinch.distance > 0) zoomBy(now.distance / pinch.distance, now.mid);
+        pinch = now;
+        return;
+      }
       apply();
     });
-    p.viewport.addEventListener("pointerup", () => { drag = null; });
-    p.viewport.addEventListener("pointercancel", () => { drag = null; });
+    const release = (event) => {
+      pointers.delete(event.pointerId);
+      pinch = null;
+    };
+    p.viewport.addEventListener("pointerup", release);
+    p.viewport.addEventListener("pointercancel", release);
     p.viewport.addEventListener("wheel", (event) => {
       event.preventDefault();
-      const box = p.viewport.getBoundingClientRect();
-      zoomBy(event.deltaY < 0 ? ZOOM_STEP : 1 / ZOOM_STEP,
-        [event.clientX - box.left - box.width / 2, event.clientY - box.top - box.height / 2]);
+      zoomBy(event.deltaY < 0 ? ZOOM_STEP : 1 / ZOOM_STEP, centred(event.clientX, event.clientY));
     }, { passive: false });
   }
 
