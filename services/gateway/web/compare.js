@@ -7,7 +7,7 @@ import { individual, mediaUrl } from "./api.js";
 import { h, s, replace, errorBox, boxCorners, sightingTitle } from "./dom.js";
 
 const ZOOM_STEP = 1.25;
-const ZOOM_MIN = 1;     // the photo fits its pane
+const ZOOM_MIN = 0.25;  // 1 fits the photo to its pane; below, a small photo at 1:1
 const ZOOM_MAX = 40;
 
 export const SHORTCUTS = [
