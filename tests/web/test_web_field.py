@@ -308,6 +308,7 @@ def test_maps_show_natural_earth_land_and_cluster_sightings_offline(page: Page, 
     expect(frame.locator(".map-caption")).to_have_text(
         f"{len(placed)} of {len(encounters)} sighting(s) on the map; the others have no position.")
     # The basemap is Natural Earth's land: long coastline paths, not a rectangle.
+    assert frame.get_attribute("data-coast") == "50m"
     coast = frame.locator("path.land").first.get_attribute("d") or ""
     assert coast.count("L") > 100 and coast.count("M") > 1
     assert page.locator("table.sightings tbody tr").count() == len(encounters)
@@ -319,6 +320,9 @@ def test_maps_show_natural_earth_land_and_cluster_sightings_offline(page: Page, 
     page.evaluate("() => document.querySelector('.map-frame').leafletMap.setZoom(3, {animate: false})")
     page.wait_for_function("() => document.querySelectorAll('.map-frame .marker-cluster').length > 0")
     assert map_markers(page, ".map-frame") == [0, [len(placed)]]
+    # ... over the world's coasts at 1:110m (1:50m is drawn closer in).
+    page.wait_for_function("() => document.querySelector('.map-frame').dataset.coast === '110m'")
+    assert frame.locator("path.land").count() >= 1
     page.evaluate("""() => { const map = document.querySelector('.map-frame').leafletMap;
         map.setView([42.6, -70.2], 11, {animate: false}); }""")
     # (the clusters of the lower zoom fade out first)

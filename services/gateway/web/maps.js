@@ -86,11 +86,15 @@ async function draw(frame, host, points, status) {
   map.attributionControl.addAttribution("Natural Earth · Leaflet");
   frame.leafletMap = map;
   const coast = { className: "land", interactive: false, weight: 1 };
-  const drawn = { scale: null, land: null, borders: null, pending: Promise.resolve() };
+  const drawn = { scale: null, land: null, borders: null, bordersLayer: null, pending: Promise.resolve() };
+  // Runs on zoomend, before Leaflet's renderer redraws on moveend: a layer too fine for the new zoom
+  // is removed at once, so the renderer never draws the whole world at 1:50m.
   function coastFor(zoom) {
     const scale = SCALES.find(([from]) => zoom >= from)[1];
     if (scale !== drawn.scale) {
       drawn.scale = scale;
+      if (drawn.land) drawn.land.remove();
+      drawn.land = null;
       drawn.pending = land(scale).then((geo) => {
         if (drawn.scale !== scale) return;  // zoomed elsewhere meanwhile
         if (drawn.land) drawn.land.remove();
@@ -99,9 +103,16 @@ async function draw(frame, host, points, status) {
         frame.dataset.coast = scale;
       });
     }
+    // Borders only closer in: the whole world's at 1:50m would cost as much as its coasts.
     if (zoom >= BORDERS_ZOOM && !drawn.borders) {
-      drawn.borders = borders().then((lines) => L.geoJSON(lines, { className: "border", interactive: false,
-        weight: 0.6 }).addTo(map)).catch(() => null);
+      drawn.borders = borders().then((lines) => {
+        drawn.bordersLayer = L.geoJSON(lines, { className: "border", interactive: false, weight: 0.6 });
+        if (map.getZoom() >= BORDERS_ZOOM) drawn.bordersLayer.addTo(map);
+      }).catch(() => null);
+    }
+    if (drawn.bordersLayer) {
+      if (zoom >= BORDERS_ZOOM) drawn.bordersLayer.addTo(map);
+      else drawn.bordersLayer.remove();
     }
     return drawn.pending;
   }
