@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from finprint_testing.postgres import PostgresServer
+from finprint_testing.s3 import S3Server
 from finprint_testing.system import RunningSystem, embedded_system
 
 if TYPE_CHECKING:
@@ -52,6 +54,28 @@ def web_system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebSystem]:
             capture_output=True, text=True, check=True,
         )
         yield WebSystem(system, created.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def field_system(tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer,
+                 s3_server: S3Server) -> Iterator[WebSystem]:
+    """The system as a lab deploys it: PostgreSQL and the S3 server (the browser loads the photos
+    from S3's presigned links), in one process to spare the shared CPU."""
+    tmp = tmp_path_factory.mktemp("field-system")
+    bucket = f"web-{tmp.name.lower().replace('_', '-')}"[:60]
+    storage = {"OBJECT_STORE": "s3", "S3_ENDPOINT": s3_server.endpoint, "S3_ACCESS_KEY": s3_server.access_key,
+               "S3_SECRET_KEY": s3_server.secret_key, "S3_BUCKET": bucket, "S3_SECURE": "false"}
+    with postgres_server.fresh_database() as database_url:
+        env = {"FINPRINT_CATALOG_DATABASE_URL": database_url,
+               **{f"FINPRINT_CATALOG_{k}": v for k, v in storage.items()},
+               **{f"FINPRINT_MATCHER_{k}": v for k, v in storage.items()}}
+        with embedded_system(tmp / "data", tmp, env=env) as system:
+            created = subprocess.run(
+                [sys.executable, "-m", "finprint.cli", "apikey", "create", "--org", "field-lab", "--role", "admin",
+                 "--database-url", database_url],
+                capture_output=True, text=True, check=True,
+            )
+            yield WebSystem(system, created.stdout.strip().splitlines()[-1])
 
 
 def _humpbacks_by_individual(shared_data: Path) -> dict[str, list[Path]]:

@@ -157,9 +157,10 @@ def test_the_researchers_loop(page: Page, web_system: WebSystem, two_humpbacks: 
     # The individual's page has the new sighting, its photo and the map.
     page.get_by_role("link", name=chosen, exact=True).click()
     page.get_by_role("heading", name=chosen, exact=True).wait_for()
-    assert page.locator("table.sightings tbody tr").count() == 2
+    assert page.locator(".timeline-entry").count() == 2
     wait_for_images(page, ".photo-grid img", 3)  # two enrolled photos of each whale, plus this one
-    assert page.locator("svg.map circle.sighting").count() == 1  # the identified photo has no position
+    page.wait_for_function("() => document.querySelector('.map-frame')?.dataset.ready === 'true'")
+    assert page.locator(".map-frame").get_attribute("data-markers") == "1"  # the identified photo has no position
     page.screenshot(path=str(tmp_path / "individual.png"), full_page=True)
 
     # The catalogue lists both whales.

@@ -138,6 +138,8 @@ async function send(method, path, { json, body, headers = {}, anonymous = false,
 export const api = {
   get: (path, params) => send("GET", withQuery(path, params)),
   post: (path, json, headers) => send("POST", path, { json, headers }),
+  patch: (path, json) => send("PATCH", path, { json }),
+  put: (path, body, headers) => send("PUT", path, { body, headers }),
   upload: (path, formData, headers) => send("POST", path, { body: formData, headers }),
   download: (path) => send("GET", path, { raw: true, headers: { Accept: "*/*" } }),
 };
@@ -161,11 +163,13 @@ export function idempotencyKey() {
 const mediaUrls = new Map();
 const MEDIA_URL_REUSE_MS = 5 * 60 * 1000;
 
-export async function mediaUrl(mediaId) {
+// The same photo asked for twice at once (a thumbnail and its link) shares one request.
+export function mediaUrl(mediaId) {
   const cached = mediaUrls.get(mediaId);
   if (cached && cached.until > Date.now()) return cached.url;
-  const { url } = await api.get(`/v1/media/${encodeURIComponent(mediaId)}/url`);
+  const url = api.get(`/v1/media/${encodeURIComponent(mediaId)}/url`).then((answer) => answer.url);
   mediaUrls.set(mediaId, { url, until: Date.now() + MEDIA_URL_REUSE_MS });
+  url.catch(() => mediaUrls.delete(mediaId));
   return url;
 }
 

@@ -1,11 +1,13 @@
 // Finprint's web page: a hash router over the views; every view needs credentials but sign-in.
 
 import { credentials, signOut } from "./api.js";
+import { bulkView } from "./bulk.js";
 import { h, replace, errorBox } from "./dom.js";
 import { identifyView } from "./identify.js";
 import { individualsView, individualView } from "./individuals.js";
 import { overviewView } from "./overview.js";
 import { reviewView } from "./review.js";
+import { sightingsView } from "./sightings.js";
 import { signInView } from "./signin.js";
 import { uploadView } from "./upload.js";
 
@@ -14,7 +16,9 @@ const ROUTES = [
   { pattern: /^\/review$/, view: reviewView, title: "Review queue" },
   { pattern: /^\/individuals$/, view: individualsView, title: "Individuals" },
   { pattern: /^\/individuals\/(.+)$/, view: individualView, title: "Individual" },
+  { pattern: /^\/sightings(?:\?.*)?$/, view: sightingsView, title: "Sightings" },
   { pattern: /^\/upload$/, view: uploadView, title: "Upload encounter" },
+  { pattern: /^\/bulk$/, view: bulkView, title: "Bulk upload" },
   { pattern: /^\/overview$/, view: overviewView, title: "Overview" },
 ];
 
@@ -36,7 +40,8 @@ function showWho() {
     : []);
 }
 
-function markCurrentLink(path) {
+function markCurrentLink(fullPath) {
+  const path = fullPath.split("?")[0];
   for (const link of document.querySelectorAll("#nav a")) {
     const target = link.getAttribute("href").slice(1);
     if (path === target || path.startsWith(`${target}/`)) link.setAttribute("aria-current", "page");

@@ -116,3 +116,36 @@ export function cropView(url, box, alt) {
   return s("svg", { class: "crop", viewBox: `${x0} ${y0} ${x1 - x0} ${y1 - y0}`, role: "img", "aria-label": alt },
     image);
 }
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+// A sighting's date as it was recorded there (the API gives it with the sighting's own offset, so
+// the browser's time zone must not shift it to another day).
+export function sightingDate(iso, { time = false } = {}) {
+  const match = /^(\d{4})-(\d{2})-(\d{2})(?:T(\d{2}):(\d{2}))?/.exec(iso || "");
+  if (!match) return null;
+  const [, year, month, day, hour, minute] = match;
+  const date = `${Number(day)} ${MONTHS[Number(month) - 1]} ${year}`;
+  return time && hour ? `${date}, ${hour}:${minute}` : date;
+}
+
+// How a sighting is named: its local date and its place ("Undated" when it has no date).
+export function sightingTitle(occurredAt, place) {
+  return [sightingDate(occurredAt) || "Undated", place].filter(Boolean).join(" · ");
+}
+
+// Whole days between two ISO dates (their local calendar days).
+export function daysBetween(earlier, later) {
+  const day = (iso) => Date.UTC(...iso.slice(0, 10).split("-").map((v, i) => Number(v) - (i === 1 ? 1 : 0)));
+  return Math.round((day(later) - day(earlier)) / 86_400_000);
+}
+
+// A catalogued photo that opens at full resolution in a new tab (its presigned link).
+export function photoLink(mediaId, alt) {
+  const link = h("a", { class: "photo-link", target: "_blank", rel: "noopener" }, mediaImage(mediaId, alt));
+  mediaUrl(mediaId).then((url) => {
+    link.setAttribute("href", url);
+    link.setAttribute("aria-label", `${alt}, full size`);  // a link only once it leads somewhere
+  }).catch(() => {});
+  return link;
+}

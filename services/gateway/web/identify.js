@@ -2,6 +2,7 @@
 // may be (their photos side by side with the query), then keep it for review if wanted.
 
 import { api, idempotencyKey, individual } from "./api.js";
+import { openCompare } from "./compare.js";
 import { h, replace, errorBox, busy, notice, mediaImage, boxOverlay, cropView, percent, scoreBar, speciesName }
   from "./dom.js";
 
@@ -54,6 +55,10 @@ function resultSection(result, index, photoUrl) {
   const candidates = result.candidates.length
     ? result.candidates.map((c, i) => candidateCard(c, i + 1))
     : [h("li", { class: "card empty" }, "No catalogued individual of this species is similar yet.")];
+  const compare = result.candidates.length ? h("button", { type: "button", class: "compare-open", onclick: () =>
+    openCompare({ photo_url: photoUrl, box: result.box, candidates: result.candidates.map((c) => ({
+      individual_id: c.individual_id, catalogue_code: c.individual_id, score: c.score })) }) },
+  "Compare side by side") : null;
   return h("section", { class: "result", "aria-labelledby": `result-${index}` },
     h("h2", { id: `result-${index}` }, `Animal ${index + 1}: ${speciesName(top && top.species)}`),
     h("div", { class: "facts" },
@@ -64,7 +69,8 @@ function resultSection(result, index, photoUrl) {
         h("dt", {}, "New individual"), h("dd", { class: "new-individual" }, percent(result.new_individual)),
         h("dt", {}, "Ranking"), h("dd", {}, result.ranking.join(", ")))),
     h("h3", {}, "Candidates, best first"),
-    h("ul", { class: "candidates", "aria-label": `Candidates for animal ${index + 1}` }, query, candidates));
+    h("ul", { class: "candidates", "aria-label": `Candidates for animal ${index + 1}` }, query, candidates),
+    compare ? h("div", { class: "actions" }, compare) : null);
 }
 
 function encounterSection(answer) {

@@ -1,10 +1,12 @@
-// Individuals: search and browse the catalogue; one individual's photos, sightings and their map.
+// Individuals: search and filter the catalogue; one individual's timeline of sightings with the
+// resighting intervals, its map, its photos, its details (editable) and their audit trail.
 
-import { api } from "./api.js";
-import { sightingsMap } from "./charts.js";
-import { h, replace, errorBox, notice, mediaImage, formatDate, speciesName } from "./dom.js";
+import { api, forgetIndividual } from "./api.js";
+import { sightingsMap } from "./maps.js";
+import { filterBar } from "./filters.js";
+import { h, replace, errorBox, busy, notice, mediaImage, photoLink, formatDate, daysBetween, sightingDate, sightingTitle,
+  speciesName } from "./dom.js";
 
-const SEARCH_DELAY_MS = 250;
 const PHOTOS_SHOWN = 24;
 
 function individualCard(item) {
@@ -22,76 +24,183 @@ export async function individualsView() {
   const grid = h("ul", { class: "individual-grid", "aria-live": "polite" });
   const more = h("div");
   const status = h("div");
-  let timer = null;
   let generation = 0;
 
-  async function load(query, cursor) {
+  async function load(filters, cursor) {
     const mine = cursor ? generation : ++generation;
     try {
-      const page = await api.get("/v1/individuals", { q: query || undefined, limit: 48, cursor });
+      const page = await api.get("/v1/individuals", { limit: 48, cursor, ...filters });
       if (mine !== generation) return;  // a later search has replaced this one
       if (!cursor) grid.replaceChildren();
       grid.append(...page.items.map(individualCard));
-      replace(status, grid.children.length ? h("p", { class: "hint" }, `${page.total} individual(s)`)
-        : notice(query ? `No individual matches “${query}”.` : "The catalogue is empty: upload an encounter."));
+      const filtered = Object.keys(filters).length > 0;
+      replace(status, grid.children.length ? h("p", { class: "hint" }, `${page.total} individual(s)`
+        + (filtered ? " match" : ""))
+        : notice(filtered ? (filters.q ? `No individual matches “${filters.q}”.` : "No individual matches these filters.")
+          : "The catalogue is empty: upload an encounter."));
       replace(more, page.next_cursor
-        ? h("button", { type: "button", onclick: () => load(query, page.next_cursor) }, "Show more") : []);
+        ? h("button", { type: "button", onclick: () => load(filters, page.next_cursor) }, "Show more") : []);
     } catch (error) {
       replace(status, errorBox(error));
     }
   }
 
-  const search = h("input", { id: "individual-search", type: "search", placeholder: "Catalogue code or name",
-    autocomplete: "off", maxlength: 100 });
-  search.addEventListener("input", () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => load(search.value.trim()), SEARCH_DELAY_MS);
-  });
-  await load("");
+  const filters = await filterBar("individuals", ["q", "species", "sex", "location", "since", "until"],
+    (params) => load(params));
+  await load({});
   return h("section", {},
     h("h1", {}, "Individuals"),
-    h("form", { role: "search", class: "search", onsubmit: (e) => { e.preventDefault(); load(search.value.trim()); } },
-      h("label", { for: "individual-search" }, "Search"), search),
-    status, grid, more);
+    h("p", { class: "lead" }, "Place and period keep the individuals sighted there and then."),
+    filters.element, status, grid, more);
 }
 
-function sightingRows(sightings) {
-  return sightings.map((s) => h("tr", {},
-    h("td", {}, formatDate(s.occurred_at)),
-    h("td", {}, s.location_name || "–"),
-    h("td", { class: "num" }, Number.isFinite(s.latitude) ? `${s.latitude.toFixed(4)}, ${s.longitude.toFixed(4)}` : "–"),
-    h("td", {}, s.observer || "–"),
-    h("td", { class: "num" }, String((s.media_ids || []).length))));
+// Oldest first, as a life history reads; the undated after the dated (they have no place in time).
+function chronological(sightings) {
+  const dated = sightings.filter((s) => s.occurred_at).sort((a, b) => a.occurred_at.localeCompare(b.occurred_at));
+  return { dated, undated: sightings.filter((s) => !s.occurred_at) };
+}
+
+function photoStrip(ids, code) {
+  return ids.length ? h("ul", { class: "timeline-photos" }, ids.slice(0, 6).map((id, i) => h("li", {},
+    photoLink(id, `Photo ${i + 1} of this sighting of ${code}`)))) : null;
+}
+
+function sightingEntry(s, code) {
+  const position = Number.isFinite(s.latitude) ? `${s.latitude.toFixed(4)}, ${s.longitude.toFixed(4)}` : null;
+  return h("li", { class: "timeline-entry", dataset: { encounterId: s.id } },
+    h("h3", {}, sightingDate(s.occurred_at, { time: true }) || "Undated"),
+    h("p", { class: "timeline-place" }, [s.location_name || "Place not recorded", position, s.observer]
+      .filter(Boolean).join(" · ")),
+    h("p", { class: "hint" }, `${(s.media_ids || []).length} photo(s)`),
+    photoStrip(s.media_ids || [], code));
+}
+
+// Intervals between consecutive dated sightings, in days.
+export function resightingIntervals(dated) {
+  return dated.slice(1).map((s, i) => daysBetween(dated[i].occurred_at, s.occurred_at));
+}
+
+function timeline(sightings, code) {
+  const { dated, undated } = chronological(sightings);
+  const intervals = resightingIntervals(dated);
+  const entries = [];
+  dated.forEach((s, i) => {
+    if (i > 0) {
+      entries.push(h("li", { class: "timeline-gap", "aria-label": `${intervals[i - 1]} days later` },
+        `${intervals[i - 1]} days later`));
+    }
+    entries.push(sightingEntry(s, code));
+  });
+  const sorted = [...intervals].sort((a, b) => a - b);
+  const median = sorted.length ? sorted[Math.floor((sorted.length - 1) / 2)] : null;
+  return h("div", { class: "timeline-block" },
+    h("p", { class: "resightings" }, intervals.length
+      ? `Resighted ${intervals.length} time(s); intervals ${intervals.join(", ")} days`
+        + ` (shortest ${sorted[0]}, median ${median}, longest ${sorted[sorted.length - 1]}).`
+      : "Not resighted yet (fewer than two dated sightings)."),
+    h("ol", { class: "timeline", "aria-label": `Sightings of ${code}, oldest first` }, entries),
+    undated.length ? [h("h3", {}, `Undated (${undated.length})`),
+      h("ul", { class: "timeline undated" }, undated.map((s) => sightingEntry(s, code)))] : null);
+}
+
+function describeChange(entry) {
+  const { before = {}, after = {} } = entry.details || {};
+  const fields = Object.keys(after);
+  if (!fields.length) return "";
+  return fields.map((f) => `${f}: ${before[f] ?? "–"} → ${after[f] ?? "–"}`).join("; ");
+}
+
+async function auditTrail(code, list) {
+  try {
+    const history = await api.get(`/v1/individuals/${encodeURIComponent(code)}/history`);
+    replace(list, history.length ? [...history].reverse().map((entry) => h("li", { class: "audit-entry" },
+      h("span", { class: "audit-action" }, entry.action.replaceAll("_", " ")), " ", describeChange(entry),
+      h("span", { class: "hint" }, ` · ${entry.actor || "unknown"} · ${formatDate(entry.created_at)}`)))
+      : h("li", { class: "hint" }, "No change recorded yet."));
+  } catch (error) {
+    replace(list, h("li", {}, errorBox(error)));
+  }
+}
+
+// Name, sex and notes, saved with PATCH (only what changed); the audit trail shows each change.
+function editForm(found, onSaved) {
+  const status = h("div", { "aria-live": "polite" });
+  const name = h("input", { id: "edit-name", name: "name", maxlength: 200, value: found.name || "",
+    autocomplete: "off" });
+  const sex = h("select", { id: "edit-sex", name: "sex" }, ["unknown", "female", "male"].map((v) =>
+    h("option", { value: v, selected: found.sex === v }, v[0].toUpperCase() + v.slice(1))));
+  const notes = h("textarea", { id: "edit-notes", name: "notes", rows: 3, maxlength: 5000 });
+  notes.value = found.notes || "";
+  const form = h("form", { class: "card edit-individual", "aria-labelledby": "edit-title", onsubmit: async (event) => {
+    event.preventDefault();
+    const wanted = { name: name.value.trim() || null, sex: sex.value, notes: notes.value.trim() || null };
+    const changes = Object.fromEntries(Object.entries(wanted).filter(([k, v]) => (found[k] ?? null) !== v));
+    if (!Object.keys(changes).length) {
+      replace(status, h("p", { class: "hint", role: "status" }, "Nothing has changed."));
+      return;
+    }
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    replace(status, busy("Saving…"));
+    try {
+      const saved = await api.patch(`/v1/individuals/${encodeURIComponent(found.catalogue_code)}`, changes);
+      Object.assign(found, saved);
+      forgetIndividual(found.catalogue_code);
+      replace(status, h("p", { class: "ok", role: "status" }, "Saved."));
+      onSaved(saved);
+    } catch (error) {
+      replace(status, errorBox(error));
+    } finally {
+      button.disabled = false;
+    }
+  } },
+  h("h2", { id: "edit-title" }, "Details"),
+  h("div", { class: "grid-fields" },
+    h("div", { class: "field" }, h("label", { for: "edit-name" }, "Name"), name),
+    h("div", { class: "field" }, h("label", { for: "edit-sex" }, "Sex"), sex)),
+  h("div", { class: "field" }, h("label", { for: "edit-notes" }, "Notes"), notes),
+  h("button", { type: "submit", class: "primary" }, "Save details"),
+  status);
+  return form;
 }
 
 export async function individualView(code) {
   const found = await api.get(`/v1/individuals/${encodeURIComponent(code)}`);
-  // Newest first; a sighting without a date (e.g. a photo identified and stored as is) last.
-  const sightings = [...found.sightings].sort((a, b) => (b.occurred_at || "").localeCompare(a.occurred_at || ""));
-  const photos = sightings.flatMap((s) => s.media_ids || []).slice(0, PHOTOS_SHOWN);
-  const points = sightings.map((s) => ({ ...s, label: `${formatDate(s.occurred_at)} ${s.location_name || ""}`.trim() }));
+  const { dated, undated } = chronological(found.sightings);
+  const newestFirst = [...dated].reverse().concat(undated);
+  const photos = newestFirst.flatMap((s) => s.media_ids || []).slice(0, PHOTOS_SHOWN);
+  const points = dated.concat(undated).map((s) => ({ ...s, label: sightingTitle(s.occurred_at, s.location_name) }));
+  const heading = h("h1", {});
+  const showHeading = () => replace(heading, found.catalogue_code, found.name ? ` · ${found.name}` : "");
+  showHeading();
+  const facts = h("dl", { class: "inline" });
+  const showFacts = () => replace(facts, [
+    ["Species", speciesName(found.species)],
+    ["Sex", found.sex || "unknown"],
+    ["First seen", sightingDate(dated[0] && dated[0].occurred_at) || "–"],
+    ["Last seen", sightingDate(dated.length && dated[dated.length - 1].occurred_at) || "–"],
+    ["Sightings", String(found.sightings_total)],
+    found.status !== "active" ? ["Status", found.status] : null,
+  ].filter(Boolean).map(([term, value]) => h("div", {}, h("dt", {}, term), h("dd", {}, value))));
+  showFacts();
+  const history = h("ol", { class: "audit", "aria-label": `Changes to ${found.catalogue_code}, newest first` });
+  auditTrail(found.catalogue_code, history);
   return h("section", { class: "individual-detail" },
     h("p", {}, h("a", { href: "#/individuals" }, "← All individuals")),
-    h("h1", {}, found.catalogue_code, found.name ? ` · ${found.name}` : ""),
-    h("dl", { class: "inline" }, [
-      ["Species", speciesName(found.species)],
-      ["Sex", found.sex || "unknown"],
-      ["First seen", formatDate(found.first_seen)],
-      ["Last seen", formatDate(found.last_seen)],
-      ["Sightings", String(found.sightings_total)],
-      found.status !== "active" ? ["Status", found.status] : null,
-    ].filter(Boolean).map(([term, value]) => h("div", {}, h("dt", {}, term), h("dd", {}, value)))),
-    found.notes ? h("p", {}, found.notes) : null,
+    heading, facts,
+    h("div", { class: "two-up" },
+      h("div", {}, h("h2", {}, "Timeline"), found.sightings.length ? timeline(found.sightings, found.catalogue_code)
+        : notice("No sighting yet.")),
+      h("div", {}, h("h2", {}, "Map"), sightingsMap(points, `Map of the sightings of ${found.catalogue_code}`),
+        h("p", {}, h("a", { href: `#/sightings?individual=${encodeURIComponent(found.catalogue_code)}` },
+          `${found.catalogue_code}'s sightings in the catalogue's map`)),
+        editForm(found, () => {
+          showHeading();
+          showFacts();
+          auditTrail(found.catalogue_code, history);
+        }),
+        h("h2", {}, "History"), history)),
     h("h2", {}, "Photos"),
     photos.length ? h("ul", { class: "photo-grid" }, photos.map((id, i) => h("li", {},
-      mediaImage(id, `Photo ${i + 1} of ${found.catalogue_code}`)))) : notice("No photo yet."),
-    h("div", { class: "two-up" },
-      h("div", {}, h("h2", {}, "Sightings"),
-        sightings.length ? h("div", { class: "table-scroll" }, h("table", { class: "sightings" },
-          h("caption", { class: "visually-hidden" }, `Sightings of ${found.catalogue_code}, newest first`),
-          h("thead", {}, h("tr", {}, ["Date", "Location", "Position", "Observer", "Photos"].map((t) =>
-            h("th", { scope: "col" }, t)))),
-          h("tbody", {}, sightingRows(sightings)))) : notice("No sighting yet.")),
-      h("div", {}, h("h2", {}, "Map"), sightingsMap(points, `Map of the sightings of ${found.catalogue_code}`))));
+      photoLink(id, `Photo ${i + 1} of ${found.catalogue_code}`)))) : notice("No photo yet."));
 }
-

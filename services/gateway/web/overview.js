@@ -27,21 +27,46 @@ async function download(name, status) {
   }
 }
 
+const MONTHS_SHOWN = 18;
+
+// The months, the earlier ones summed into one bar and the undated in their own, so that the bars
+// add up to the encounters counted above them.
+export function monthRows(stats) {
+  const months = stats.encounters_by_month || [];
+  const shown = months.slice(-MONTHS_SHOWN).map((m) => ({ label: m.month, value: m.count }));
+  const earlier = months.slice(0, -MONTHS_SHOWN).reduce((n, m) => n + m.count, 0);
+  return [
+    ...(earlier ? [{ label: `Before ${shown[0].label}`, value: earlier }] : []),
+    ...shown,
+    ...(stats.encounters_undated ? [{ label: "Undated", value: stats.encounters_undated }] : []),
+  ];
+}
+
+const sum = (rows) => rows.reduce((n, r) => n + r.value, 0);
+
+function figure(term, value, key) {
+  return h("div", { dataset: { figure: key } }, h("dt", {}, term), h("dd", {}, String(value ?? "–")));
+}
+
 function charts(stats) {
   const bySpecies = Object.entries(stats.individuals_by_species || {})
     .sort((a, b) => b[1] - a[1]).map(([k, v]) => ({ label: speciesName(k), value: v }));
-  const byMonth = (stats.encounters_by_month || []).slice(-18).map((m) => ({ label: m.month, value: m.count }));
+  const byMonth = monthRows(stats);
   const byDecision = Object.entries(stats.identifications_by_decision || {})
     .map(([k, v]) => ({ label: speciesName(k), value: v }));
   return [
     h("dl", { class: "figures" },
-      h("div", {}, h("dt", {}, "Individuals"), h("dd", {}, String(bySpecies.reduce((n, r) => n + r.value, 0)))),
-      h("div", {}, h("dt", {}, "Encounters"), h("dd", {}, String(stats.encounters ?? "–"))),
-      h("div", {}, h("dt", {}, "Photos"), h("dd", {}, String(stats.media ?? "–")))),
+      figure("Individuals", sum(bySpecies), "individuals"),
+      figure("Encounters", stats.encounters, "encounters"),
+      figure("Undated encounters", stats.encounters_undated ?? 0, "undated"),
+      figure("Photos", stats.media, "media"),
+      figure("Waiting for review", (stats.identifications_by_decision || {}).pending ?? 0, "pending")),
     h("div", { class: "two-up" },
       barChart(bySpecies, "Individuals by species"),
       barChart(byDecision, "Identifications by decision")),
-    barChart(byMonth, "Encounters by month"),
+    barChart(byMonth, "Encounters by month (and undated)"),
+    h("p", { class: "hint" }, `The bars add up to ${sum(byMonth)} of ${stats.encounters} encounters. `,
+      h("a", { href: "#/sightings" }, "All sightings on the map"), "."),
   ];
 }
 

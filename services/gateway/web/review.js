@@ -1,19 +1,12 @@
-// The review queue: each pending identification's photo next to its candidates' photos, and the
-// decision (confirm a candidate, declare a new individual, reject), with a comment thread.
+// The review queue: each pending identification's photo next to its candidates' photos, the
+// compare view (compare.js) at full resolution, and the decision (confirm a candidate, declare a new
+// individual, reject), with a comment thread. Filters narrow the queue by species, period and place.
 
 import { api, forgetIndividual, individual, mediaUrl, withQuery } from "./api.js";
+import { openCompare } from "./compare.js";
 import { h, replace, errorBox, busy, notice, mediaImage, boxCorners, cropView, formatDate, percent, scoreBar,
-  speciesName } from "./dom.js";
-
-let speciesList = null;
-
-function species() {
-  speciesList = speciesList || api.get("/v1/species").catch((error) => {
-    speciesList = null;
-    throw error;
-  });
-  return speciesList;
-}
+  sightingDate, speciesName } from "./dom.js";
+import { filterBar, knownSpecies as species } from "./filters.js";
 
 function queryPhoto(item) {
   const frame = h("div", { class: "candidate-photo" });
@@ -122,22 +115,11 @@ function reviewCard(item, onDecided) {
     }
   }
 
-  const candidates = item.candidates.map((c) => {
-    const code = c.catalogue_code || c.individual_id;
-    return h("li", { class: "candidate card" },
-      candidatePhoto(code),
-      h("div", { class: "candidate-text" },
-        h("a", { class: "code", href: `#/individuals/${encodeURIComponent(code)}` }, code),
-        h("span", { class: "score" }, `similarity ${c.score.toFixed(3)}`),
-        scoreBar(c.score, `Similarity of ${code}`),
-        h("button", { type: "button", class: "decide primary",
-          onclick: () => decide({ decision: "confirmed", individual_id: code }, () => {
-            forgetIndividual(code);
-            return h("span", {}, "Confirmed as ", h("a", { href: `#/individuals/${encodeURIComponent(code)}` }, code), ".");
-          }) }, `Confirm ${code}`)));
+  const confirm = (code) => decide({ decision: "confirmed", individual_id: code }, () => {
+    forgetIndividual(code);
+    return h("span", {}, "Confirmed as ", h("a", { href: `#/individuals/${encodeURIComponent(code)}` }, code), ".");
   });
-
-  const declareNew = h("button", { type: "button", class: "decide", onclick: async () => {
+  const declareNew = async () => {
     const top = item.candidates[0];
     const suggested = item.species || (top ? (await individual(top.catalogue_code).catch(() => ({}))).species : null);
     const answer = await askNewIndividual(suggested);
@@ -145,19 +127,41 @@ function reviewCard(item, onDecided) {
       decide({ decision: "new_individual", new_individual: answer }, () => h("span", {}, "Catalogued as new individual ",
         h("a", { href: `#/individuals/${encodeURIComponent(answer.catalogue_code)}` }, answer.catalogue_code), "."));
     }
-  } }, "New individual…");
-  const reject = h("button", { type: "button", class: "decide danger",
-    onclick: () => decide({ decision: "rejected" }, () => h("span", {}, "Rejected.")) }, "Reject");
+  };
+  const reject = () => decide({ decision: "rejected" }, () => h("span", {}, "Rejected."));
+  const compare = (start) => openCompare(item, { decide: confirm, declareNew, reject, start });
 
+  const candidates = item.candidates.map((c, rank) => {
+    const code = c.catalogue_code || c.individual_id;
+    return h("li", { class: "candidate card" },
+      candidatePhoto(code),
+      h("div", { class: "candidate-text" },
+        h("a", { class: "code", href: `#/individuals/${encodeURIComponent(code)}` }, code),
+        h("span", { class: "score" }, `similarity ${c.score.toFixed(3)}`),
+        scoreBar(c.score, `Similarity of ${code}`),
+        h("button", { type: "button", class: "decide primary", onclick: () => confirm(code) }, `Confirm ${code}`),
+        h("button", { type: "button", class: "link", onclick: () => compare(rank),
+          "aria-label": `Compare with ${code} side by side` }, "Compare")));
+  });
+
+  const place = item.location_name;
+  const date = sightingDate(item.occurred_at, { time: true });
+  const title = item.encounter_id
+    ? [date ? `Sighting of ${date}` : "Undated sighting", place].filter(Boolean).join(" · ")
+    : `Photo stored ${formatDate(item.created_at)}`;
   return replace(card,
-    h("h2", { id: `review-${item.id}` }, `Identification from ${formatDate(item.created_at)}`),
+    h("h2", { id: `review-${item.id}` }, title),
     h("p", { class: "hint" }, `New individual: ${percent(item.new_individual_probability)}`,
-      item.species ? ` · ${speciesName(item.species)}` : ""),
+      item.species ? ` · ${speciesName(item.species)}` : "", ` · stored ${formatDate(item.created_at)}`),
     h("ul", { class: "candidates", "aria-label": "The photo and its candidates" },
       h("li", { class: "candidate card query" }, queryPhoto(item),
         h("div", { class: "candidate-text" }, h("strong", {}, "Photo under review"))),
       candidates.length ? candidates : h("li", { class: "card empty" }, "No candidate: nothing similar is catalogued.")),
-    h("div", { class: "actions" }, declareNew, reject),
+    h("div", { class: "actions" },
+      h("button", { type: "button", class: "primary compare-open", onclick: () => compare(0) },
+        "Compare side by side"),
+      h("button", { type: "button", class: "decide", onclick: declareNew }, "New individual…"),
+      h("button", { type: "button", class: "decide danger", onclick: reject }, "Reject")),
     status,
     commentThread(item.id));
 }
@@ -166,26 +170,35 @@ export async function reviewView() {
   const status = h("div", { "aria-live": "polite" });
   const list = h("div", { class: "review-list" });
   const more = h("div");
+  const count = h("p", { class: "lead", "aria-live": "polite" });
+  let generation = 0;
 
   function decided(card, describe) {
     card.replaceWith(h("p", { class: "ok", role: "status" }, describe()));
   }
 
-  async function loadPage(cursor) {
-    const page = await api.get("/v1/identifications", { decision: "pending", limit: 20, cursor });
+  async function loadPage(filters, cursor) {
+    const mine = cursor ? generation : ++generation;
+    const page = await api.get("/v1/identifications", { decision: "pending", limit: 20, cursor, ...filters });
+    if (mine !== generation) return page;  // a later filter has replaced this one
+    if (!cursor) list.replaceChildren();
     list.append(...page.items.map((item) => reviewCard(item, decided)));
-    if (!list.children.length) replace(status, notice("Nothing is waiting for review."));
+    const filtered = Object.keys(filters).length > 0;
+    replace(status, list.children.length ? [] : notice(filtered ? "Nothing waiting for review matches these filters."
+      : "Nothing is waiting for review."));
+    replace(count, `${page.total ?? page.items.length} identification(s) waiting${filtered ? " that match" : ""}. `
+      + "Compare the photo with each candidate, then confirm one, declare a new individual, or reject.");
     replace(more, page.next_cursor
-      ? h("button", { type: "button", onclick: () => loadPage(page.next_cursor).catch((e) => replace(more, errorBox(e))) },
-        "Show more")
+      ? h("button", { type: "button", onclick: () => loadPage(filters, page.next_cursor)
+        .catch((e) => replace(more, errorBox(e))) }, "Show more")
       : []);
     return page;
   }
 
-  const first = await loadPage();
+  const filters = await filterBar("review", ["species", "location", "since", "until", "dated"],
+    (params) => loadPage(params).catch((error) => replace(status, errorBox(error))));
+  await loadPage({});
   return h("section", {},
     h("h1", {}, "Review queue"),
-    h("p", { class: "lead" }, `${first.total ?? first.items.length} identification(s) waiting. Compare the photo with `
-      + "each candidate, then confirm one, declare a new individual, or reject."),
-    status, list, more);
+    count, filters.element, status, list, more);
 }

@@ -72,6 +72,23 @@ export async function uploadView() {
     }
   }
 
+  // In the field the device knows where the boat is; the browser asks the user first.
+  const whereStatus = h("span", { class: "hint", "aria-live": "polite" });
+  const here = h("button", { type: "button", onclick: () => {
+    if (!navigator.geolocation) {
+      replace(whereStatus, "This browser cannot tell its position.");
+      return;
+    }
+    replace(whereStatus, "Finding the position…");
+    navigator.geolocation.getCurrentPosition((position) => {
+      const form = here.closest("form");
+      form.elements.latitude.value = position.coords.latitude.toFixed(5);
+      form.elements.longitude.value = position.coords.longitude.toFixed(5);
+      replace(whereStatus, `Position set (±${Math.round(position.coords.accuracy)} m).`);
+    }, (error) => replace(whereStatus, `No position: ${error.message || "refused"}.`),
+    { enableHighAccuracy: true, timeout: 20_000 });
+  } }, "Use this device's position");
+
   return h("section", {},
     h("h1", {}, "Upload an encounter"),
     h("p", { class: "lead" }, "Photos of one sighting. Give a catalogue code when you know the animal "
@@ -84,6 +101,7 @@ export async function uploadView() {
         field("location", "Location", { maxlength: 200, placeholder: "e.g. Stellwagen Bank" }),
         field("latitude", "Latitude", { type: "number", step: "any", min: -90, max: 90, inputmode: "decimal" }),
         field("longitude", "Longitude", { type: "number", step: "any", min: -180, max: 180, inputmode: "decimal" }),
+        h("div", { class: "field where" }, here, whereStatus),
         field("observer", "Observer", { maxlength: 200 }),
         field("individual_id", "Catalogue code (optional)", { maxlength: 64, autocomplete: "off" },
           "Only when you know who this is.")),
