@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from finprint.schemas.catalog import AUTO_ACCEPT_ACTOR, OrganisationSettings
 from finprint.schemas.gateway import EncounterIdentifyResponse, IdentifyResponse, TokenResponse
 
 M = TypeVar("M", bound=BaseModel)
@@ -188,6 +189,20 @@ class FinprintClient:
 
     def review_queue(self, decision: str = "pending") -> Iterator[dict[str, Any]]:
         return self.paginate("/v1/identifications", {"decision": decision})
+
+    def auto_accepted(self) -> Iterator[dict[str, Any]]:
+        """The matches confirmed without review (auto-accept), which a reviewer may revise."""
+        return self.paginate("/v1/identifications", {"decision": "confirmed", "decided_by": AUTO_ACCEPT_ACTOR})
+
+    # --- the organisation's settings (admin to change) ------------------------------------------
+
+    def settings(self) -> OrganisationSettings:
+        return self._model(OrganisationSettings, "GET", "/v1/settings")
+
+    def set_auto_accept(self, precision_target: float | None) -> OrganisationSettings:
+        """Confirm matches without review above the species' cut for ``precision_target``; None: off."""
+        return self._model(OrganisationSettings, "PUT", "/v1/settings",
+                           json={"auto_accept_precision": precision_target})
 
     def confirm(self, identification_id: str, individual: str) -> dict[str, Any]:
         return self._json("POST", f"/v1/identifications/{identification_id}:decide",

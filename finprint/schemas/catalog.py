@@ -67,6 +67,24 @@ class OrganisationOut(_Out):
     created_at: datetime
 
 
+class OrganisationSettings(BaseModel):
+    """What an organisation chose for its catalogue."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    auto_accept_precision: float | None = Field(
+        None, ge=0.5, le=1.0,
+        description="Auto-accept: a match whose top candidate clears the species' cut for this precision target "
+        "(the lowest score cut whose precision on the model's validation individuals reaches it) is confirmed "
+        "without review, decided by `auto-accept`; null: off, every match waits for review.",
+        examples=[0.99],
+    )
+
+
+class OrganisationSettingsUpdate(OrganisationSettings, Inbound):
+    updated_by: str = Field(min_length=1, max_length=200, description="Who changed the settings (audited).")
+
+
 class UserCreate(Inbound):
     email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320, examples=["ana@whales.org"])
     display_name: str = Field(min_length=1, max_length=200)
@@ -384,6 +402,21 @@ class ImageIn(Inbound):
     filename: str | None = None
 
 
+AUTO_ACCEPT_ACTOR = "auto-accept"
+"""Who decided an identification confirmed without review (``decided_by``, the audit's actor)."""
+
+
+class AutoAccepted(Inbound):
+    """Why an annotation was confirmed without review: its match cleared the organisation's cut."""
+
+    score: float = Field(description="The top candidate's score.")
+    probability: float | None = Field(None, ge=0, le=1, description="Calibrated P(top candidate is the animal).")
+    precision_target: float = Field(ge=0.5, le=1)
+    cut: float = Field(description="The species' score cut for the target (validation individuals).")
+    probability_cut: float | None = Field(None, ge=0, le=1)
+    validation_precision: float | None = Field(None, ge=0, le=1)
+
+
 class EnrolAnnotation(Inbound):
     box: Box
     view: View | None = None
@@ -397,6 +430,14 @@ class EnrolAnnotation(Inbound):
     individual_id: str | None = Field(None, description="For `confirmed`: the individual.")
     new_individual: IndividualCreate | None = Field(None, description="For `new_individual`.")
     decided_by: str | None = None
+    auto_accept: AutoAccepted | None = Field(
+        None, description="A `confirmed` decision taken without review: why (audited as `auto_accepted`).")
+
+    @model_validator(mode="after")
+    def _auto_accept_confirms(self) -> EnrolAnnotation:
+        if self.auto_accept is not None and self.decision != "confirmed":
+            raise ValueError("auto_accept comes only with a confirmed decision")
+        return self
 
 
 class PhotoFile(Inbound):

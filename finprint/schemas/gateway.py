@@ -35,7 +35,13 @@ class IdentifyResult(BaseModel):
         "`new_individual` placed by the calibrated threshold.",
         examples=[["HW-0042", "new_individual", "HW-0007", "HW-0311", "HW-0005"]],
     )
+    top_candidate_probability: float | None = Field(
+        None, ge=0, le=1, description="Calibrated probability that the first candidate is this animal (the model "
+        "card's fit for the species, on the validation individuals); null without candidates or calibration.",
+        examples=[0.97])
     identification_id: str | None = Field(None, description="Set when stored for review (store=true).")
+    decision: str | None = Field(None, description="When stored: `pending` (waits for review), or `confirmed` "
+                                 "when auto-accepted (the organisation's precision target).")
 
 
 class IdentifyModels(BaseModel):
@@ -66,6 +72,7 @@ class FusedIdentification(BaseModel):
     species: list[SpeciesScore] = Field(description="Species probabilities averaged over the photos used, best first.")
     candidates: list[IdentifyCandidate] = Field(description="Up to 5 catalogued individuals, best first.")
     new_individual: float = Field(ge=0, le=1)
+    top_candidate_probability: float | None = Field(None, ge=0, le=1)
     ranking: list[str] = Field(description="Five labels, as for one photo.")
     photos_used: int = Field(description="Photos in which a cetacean was found (the others are left out).")
 

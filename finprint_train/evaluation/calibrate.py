@@ -28,7 +28,12 @@ from finprint_train.evaluation.protocol import (
     load_protocol,
     protocol_digest,
 )
-from finprint_train.evaluation.probabilities import outcomes, plot_reliability, species_calibration
+from finprint_train.evaluation.probabilities import (
+    auto_accept_record,
+    outcomes,
+    plot_reliability,
+    species_calibration,
+)
 from finprint_train.metrics import THRESHOLDS, Ranking, map_at_5, predictions_with_new, rank_individuals
 
 log = logging.getLogger("finprint.evaluation")
@@ -75,11 +80,12 @@ def calibrate(repository: Path, data_dir: Path, centroid_weight: float = DEFAULT
               for which, by_species in rankings.items()}
     by_species = {sp: curve.best_threshold for sp, curve in curves["val"].items()}
     overall = SpeciesCurve(np.mean([c.map5 for c in curves["val"].values()], axis=0)).best_threshold
-    fits, measured = {}, {}
+    fits, measured, curves_accept, accepted = {}, {}, {}, {}
     for sp in rankings["test"]:
-        fits[sp], measured[sp] = species_calibration(
-            outcomes(rankings["val"][sp], protocols["val"].species[sp].truths),
-            outcomes(rankings["test"][sp], protocols["test"].species[sp].truths))
+        val = outcomes(rankings["val"][sp], protocols["val"].species[sp].truths)
+        test = outcomes(rankings["test"][sp], protocols["test"].species[sp].truths)
+        fits[sp], measured[sp] = species_calibration(val, test)
+        curves_accept[sp], accepted[sp] = auto_accept_record(val, test)
     record = {
         "model": offline.card.version,
         "centroid_weight": centroid_weight,
@@ -88,9 +94,11 @@ def calibrate(repository: Path, data_dir: Path, centroid_weight: float = DEFAULT
         "new_individual_threshold": overall,
         "new_individual_thresholds_by_species": by_species,
         "probabilities": fits,
+        "auto_accept": curves_accept,
         "val_map5": {sp: round(c.at(by_species[sp]), 4) for sp, c in curves["val"].items()},
         "test_map5": {sp: round(c.at(by_species[sp]), 4) for sp, c in curves["test"].items()},
         "test_calibration": {sp: {name: m["ece"] for name, m in per.items()} for sp, per in measured.items()},
+        "test_auto_accept": accepted,
     }
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -112,7 +120,12 @@ def write_card(repository: Path, record: dict[str, Any]) -> None:
     card["probability_calibration"] = {
         "method": "platt on the top candidate's score, per species",
         "by_species": record["probabilities"],
+        # Auto-accept: per species, the validation precision of taking the top candidate above each
+        # score cut; an organisation's precision target picks the lowest cut that reaches it.
+        "auto_accept": {"method": "lowest score cut whose validation precision reaches the target",
+                        "by_species": record["auto_accept"]},
     }
-    card["calibration"] = {k: record[k] for k in ("protocol", "val_map5", "test_map5", "test_calibration")}
+    card["calibration"] = {k: record[k] for k in ("protocol", "val_map5", "test_map5", "test_calibration",
+                                                   "test_auto_accept")}
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     log.info("calibrated %s: %s", record["model"], json.dumps(record))

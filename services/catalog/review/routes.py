@@ -36,9 +36,12 @@ def list_identifications(
     = None,
     dated: Annotated[bool | None, Query(description="Only photos of dated sightings (true) or undated (false).")]
     = None,
+    decided_by: Annotated[str | None, Query(max_length=200, description="Decided by this actor; `auto-accept`: "
+                                            "the matches confirmed without review.")] = None,
 ) -> Page[IdentificationOut]:
     queue = review.select_identifications(org_id, decision=decision, annotation_id=annotation_id, species=species,
-                                          since=since, until=until, location=location, dated=dated)
+                                          since=since, until=until, location=location, dated=dated,
+                                          decided_by=decided_by)
     return paged(db, queue, offset, limit, review.identification_out)
 
 

@@ -199,10 +199,13 @@ class Pipeline:
         return self.matchers[shard_for(org_id, species_group, len(self.matchers))]
 
     async def search(self, org_id: str, species_group: str, model_version: str, vector: np.ndarray,
-                     k: int = 5) -> QueryResult | None:
-        """Candidates for one query; None when the organisation has no index for that key yet."""
+                     k: int = 5, precision_target: float | None = None) -> QueryResult | None:
+        """Candidates for one query; None when the organisation has no index for that key yet.
+        ``precision_target``: the organisation's auto-accept target, whose cut the result then carries."""
         body = {"org_id": org_id, "species_group": species_group, "model_version": model_version,
                 "queries_b64": [encode_vector(vector)], "k": k}
+        if precision_target is not None:
+            body["precision_target"] = precision_target
         try:
             response = await self.matcher_for(org_id, species_group).post_json("/v1/search", body, idempotent=True)
         except Problem as problem:

@@ -63,12 +63,14 @@ def embedding_region(detect: DetectResponse) -> tuple[int, int, int, int]:
     return (0, 0, detect.image.width, detect.image.height)
 
 
-async def analyse(pipeline: Pipeline, org_id: str, upload: Upload, *, known_cetacean: bool = False) -> Analysis:
+async def analyse(pipeline: Pipeline, org_id: str, upload: Upload, *, known_cetacean: bool = False,
+                  precision_target: float | None = None) -> Analysis:
     """Detect, embed and search one photo.
 
     ``known_cetacean``: the uploader states which animal this is, so a photo the detector missed is
     taken whole rather than refused (a researcher's identified photo must not be lost to a false
-    negative of the detector).
+    negative of the detector). ``precision_target``: the organisation's auto-accept target, whose
+    cut each match then carries (``QueryResult.auto_accept``).
     """
     decoded = await pipeline.decode(upload.data)
     detect = await pipeline.detect(upload.data, upload.content_type, decoded)
@@ -80,12 +82,13 @@ async def analyse(pipeline: Pipeline, org_id: str, upload: Upload, *, known_ceta
     embed, vectors = await pipeline.embed(upload.data, upload.filename, upload.content_type, regions, decoded)
     groups = [species_group(result.species) for result in embed.results]
     version = f"{embed.model.name}:{embed.model.version}"
-    matches = await asyncio.gather(*(pipeline.search(org_id, g, version, v) for g, v in zip(groups, vectors)))
+    matches = await asyncio.gather(*(pipeline.search(org_id, g, version, v, precision_target=precision_target)
+                                     for g, v in zip(groups, vectors)))
     return Analysis(detect, embed, vectors, groups, list(matches))
 
 
 async def analyse_all(pipeline: Pipeline, org_id: str, uploads: Sequence[Upload], concurrency: int, *,
-                      known_cetacean: bool = False) -> list[Analysis]:
+                      known_cetacean: bool = False, precision_target: float | None = None) -> list[Analysis]:
     """Every photo analysed, at most ``concurrency`` at a time (the model services batch them).
 
     A photo that fails (not an image, a service down) fails the call with its error; when several
@@ -101,7 +104,8 @@ async def analyse_all(pipeline: Pipeline, org_id: str, uploads: Sequence[Upload]
             if failed:
                 return None
             try:
-                return await analyse(pipeline, org_id, upload, known_cetacean=known_cetacean)
+                return await analyse(pipeline, org_id, upload, known_cetacean=known_cetacean,
+                                     precision_target=precision_target)
             except Exception:
                 failed = True
                 raise

@@ -291,7 +291,8 @@ class Worker:
         result = {"sha256": sha256, "media_id": enrolled.catalog["media"][0]["id"],
                   "encounter_id": enrolled.catalog["encounter"]["id"], "duplicate": False,
                   "decision": enrolled.decision, "individual_id": row.individual_id, "animals": results_of(enrolled)}
-        reindex = (org_id, enrolled.species_to_index) if enrolled.species_to_index else None
+        groups = enrolled.groups_to_index
+        reindex = (org_id, groups[0]) if groups else None
         return Outcome("done", result, media_id=result["media_id"], reindex=reindex)
 
     def _enrolment(self, times: StageTimes | None = None) -> EnrolmentService:

@@ -183,12 +183,16 @@ Decision = Literal["pending", "confirmed", "new_individual", "rejected"]
 @router.get("/identifications", summary="The review queue (pending by default)",
             description="Each identification names its photo's sighting (`encounter_id`, `occurred_at`, "
             "`location_name`). `species`: of an animal predicted as that species; `since`, `until`, `location`, "
-            "`dated`: of a photo whose sighting was then, there, or undated.")
+            "`dated`: of a photo whose sighting was then, there, or undated. `decided_by=auto-accept` with "
+            "`decision=confirmed`: the matches confirmed without review (`PUT /v1/settings`), which a reviewer "
+            "revises with `:decide` like any other.")
 async def list_identifications(principal: Viewer, ctx: Context, cursor: Cursor = None, limit: PageLimit = 50,
                                decision: Decision | None = "pending", species: Species = None, since: Since = None,
-                               until: Until = None, location: Location = None, dated: Dated = None) -> dict:
+                               until: Until = None, location: Location = None, dated: Dated = None,
+                               decided_by: Annotated[str | None, Query(max_length=200)] = None) -> dict:
     return await _page(ctx, f"{_org(principal)}/identifications", cursor, limit, decision=decision,
-                       species=species, since=since, until=until, location=location, dated=dated)
+                       species=species, since=since, until=until, location=location, dated=dated,
+                       decided_by=decided_by)
 
 
 @router.get("/identifications/{identification_id}", summary="An identification with its candidates")
@@ -212,7 +216,8 @@ async def decide(identification_id: str, principal: Reviewer, ctx: Context, body
         species = body["new_individual"].get("species")
     result = await ctx.catalog.forward(
         "POST", f"{_org(principal)}/identifications/{segment(identification_id)}:decide", json=payload)
-    await _reindex(ctx, principal, species)
+    # A rejection (e.g. of an auto-accepted match) takes the photo out of its species' index now.
+    await _reindex(ctx, principal, species or result.get("species"))
     return result
 
 

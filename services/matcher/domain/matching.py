@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from finprint.schemas.matcher import Candidate, QueryResult, SearchRequest, SearchResponse
+from finprint.schemas.matcher import AutoAcceptCut, Candidate, QueryResult, SearchRequest, SearchResponse
+from services.matcher.domain.calibration import SpeciesCalibration
 from services.matcher.domain.gallery import Gallery
 from services.matcher.domain.ranking import IndividualScoring, NewIndividualRule
 from services.matcher.domain.thresholds import ThresholdBook
+
+
+def _auto_accept(calibrated: SpeciesCalibration | None, target: float | None,
+                 top_score: float | None) -> AutoAcceptCut | None:
+    if target is None:
+        return None
+    if calibrated is None:  # no calibration for this model and species: nothing is accepted unseen
+        return AutoAcceptCut(precision_target=target, accepted=False)
+    return calibrated.auto_accept(target, top_score)
 
 
 def identify(gallery: Gallery, thresholds: ThresholdBook, request: SearchRequest) -> SearchResponse:
@@ -15,16 +25,20 @@ def identify(gallery: Gallery, thresholds: ThresholdBook, request: SearchRequest
         threshold=thresholds.threshold_for(request.org_id, request.species_group),
         temperature=thresholds.model.temperature,
     )
-    results = [
-        QueryResult(
+    calibrated = thresholds.model.calibration.of(request.model_version, request.species_group)
+    results = []
+    for candidates in per_query:
+        top = candidates[0].score if candidates else None
+        results.append(QueryResult(
             candidates=[
                 Candidate(individual_id=c.individual_id, score=c.score, best_embedding_id=c.best_embedding_id)
                 for c in candidates
             ],
-            new_individual=rule.probability(candidates[0].score if candidates else None),
+            new_individual=rule.probability(top),
             ranking=rule.ranking(candidates, request.k),
             threshold=rule.threshold,
-        )
-        for candidates in per_query
-    ]
+            top_candidate_probability=None if calibrated is None or top is None else round(
+                calibrated.probability(top), 6),
+            auto_accept=_auto_accept(calibrated, request.precision_target, top),
+        ))
     return SearchResponse(results=results, index=info)

@@ -107,6 +107,8 @@ class Organisation(Timestamped, Base):
     id: Mapped[UuidPrimaryKey]
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[Line]
+    auto_accept_precision: Mapped[float | None] = mapped_column(Float)
+    """The precision target under which a match is confirmed without review; null: off."""
 
 
 class User(Timestamped, Base):
