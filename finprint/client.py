@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from finprint.schemas.catalog import AUTO_ACCEPT_ACTOR, OrganisationSettings
+from finprint.schemas.catalog import AUTO_ACCEPT_ACTOR, ExplanationOut, OrganisationSettings
 from finprint.schemas.gateway import EncounterIdentifyResponse, IdentifyResponse, TokenResponse
 
 M = TypeVar("M", bound=BaseModel)
@@ -211,6 +211,10 @@ class FinprintClient:
     def declare_new(self, identification_id: str, catalogue_code: str, species: str) -> dict[str, Any]:
         return self._json("POST", f"/v1/identifications/{identification_id}:decide", json={
             "decision": "new_individual", "new_individual": {"catalogue_code": catalogue_code, "species": species}})
+
+    def explain(self, identification_id: str, candidate: str) -> ExplanationOut:
+        """Why ``candidate`` (a catalogue code) matches: a heatmap and a PNG overlay URL per photo."""
+        return self._model(ExplanationOut, "GET", f"/v1/identifications/{identification_id}/explanations/{candidate}")
 
     def reject(self, identification_id: str) -> dict[str, Any]:
         return self._json("POST", f"/v1/identifications/{identification_id}:decide", json={"decision": "rejected"})

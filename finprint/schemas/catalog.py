@@ -347,6 +347,9 @@ class Candidate(Inbound):
     individual_id: str
     score: float = Field(examples=[0.83])
     catalogue_code: str | None = None
+    best_annotation_id: str | None = Field(
+        None, description="The candidate's annotated photo closest to the animal under review (the one that gave "
+        "the score): what an explanation compares it with.")
 
 
 class IdentificationCreate(Inbound):
@@ -390,6 +393,48 @@ class IdentificationOut(_OrgRowOut):
     encounter_id: str | None = Field(None, description="The sighting of the photo under review.")
     occurred_at: datetime | None = Field(None, description="When it was taken, in the sighting's time zone.")
     location_name: str | None = Field(None, description="Where it was taken.")
+
+
+# --- explanations: why a candidate matches ------------------------------------------------------
+
+Heatmap = list[list[float]]
+
+
+class ExplainedPhotoIn(Inbound):
+    media_id: str
+    heatmap: Heatmap = Field(description="[grid][grid], as the embedder's POST /v1/explain answers it.")
+    overlay_png_base64: str = Field(description="The PNG overlay, base64.")
+
+
+class ExplanationCreate(Inbound):
+    """An explanation computed by the embedder, to keep (the object store) for whoever asks next."""
+
+    model_version: str
+    similarity: float
+    grid: int = Field(ge=1, le=64)
+    window: int = Field(ge=1, le=64)
+    query: ExplainedPhotoIn
+    candidate: ExplainedPhotoIn
+
+
+class ExplainedPhoto(BaseModel):
+    media_id: str
+    heatmap: Heatmap
+    overlay_url: str = Field(description="A presigned download URL of the PNG overlay (expires with `expires_at`).")
+
+
+class ExplanationOut(BaseModel):
+    """Why a candidate matches the animal under review: a heatmap per photo, and their overlays side by side."""
+
+    identification_id: str
+    individual_id: str = Field(description="The candidate individual.")
+    model_version: str
+    similarity: float = Field(description="Cosine similarity of the two photos' embeddings.")
+    grid: int
+    window: int
+    query: ExplainedPhoto = Field(description="The photo under review.")
+    candidate: ExplainedPhoto = Field(description="The candidate's photo it was compared with.")
+    expires_at: datetime
 
 
 # --- enrolment (one transaction) ---------------------------------------------------------------

@@ -4,41 +4,17 @@ its species' cut without review, audited as automatic, and a reviewer reverses i
 
 from __future__ import annotations
 
-import asyncio
 import io
-import secrets
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image
 
-from finprint_testing.postgres import PostgresServer
-from finprint_testing.s3 import S3Server
-from tests.gateway.conftest import Embedded, start_embedded
+from tests.gateway.conftest import Embedded
 from tests.photos import individuals_with
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def on_postgres(embedded_env: Path, monkeypatch: pytest.MonkeyPatch, postgres_server: PostgresServer,
-                      s3_server: S3Server) -> AsyncIterator[Embedded]:
-    with postgres_server.fresh_database() as database_url:
-        monkeypatch.setenv("FINPRINT_CATALOG_DATABASE_URL", database_url)
-        storage = {"OBJECT_STORE": "s3", "S3_ENDPOINT": s3_server.endpoint, "S3_ACCESS_KEY": s3_server.access_key,
-                   "S3_SECRET_KEY": s3_server.secret_key, "S3_BUCKET": f"auto-accept-{secrets.token_hex(4)}",
-                   "S3_SECURE": "false"}
-        for service in ("CATALOG", "MATCHER"):
-            for key, value in storage.items():
-                monkeypatch.setenv(f"FINPRINT_{service}_{key}", value)
-        async with start_embedded() as started:
-            for _ in range(300):  # the matcher's initial load, before the first enrolment
-                if (await started.gateway.get("/readyz")).status_code == 200:
-                    break
-                await asyncio.sleep(0.1)
-            yield started
 
 
 def reencoded(path: Path, quality: int) -> bytes:

@@ -8,9 +8,18 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from finprint.schemas.catalog import Decision, DecisionRequest, IdentificationCreate, IdentificationOut, Page
+from finprint.schemas.catalog import (
+    Decision,
+    DecisionRequest,
+    ExplanationCreate,
+    ExplanationOut,
+    IdentificationCreate,
+    IdentificationOut,
+    Page,
+)
+from services.catalog.review import explanations
 from services.catalog.review import service as review
-from services.catalog.shared.dependencies import DbSession, Limit, Offset, OrgId
+from services.catalog.shared.dependencies import CatalogContext, DbSession, Limit, Offset, OrgId
 from services.catalog.shared.idempotency import Creation
 from services.catalog.shared.paging import paged
 
@@ -58,3 +67,19 @@ def decide_identification(org_id: OrgId, identification_id: str, payload: Decisi
         return review.identification_out(review.decide(db, org_id, identification_id, payload))
 
     return create(payload, decide)
+
+
+@router.get("/orgs/{org_id}/identifications/{identification_id}/explanations/{individual_id}",
+            summary="The kept explanation of a candidate (404 until one is saved)")
+def get_explanation(context: CatalogContext, org_id: OrgId, identification_id: str, individual_id: str,
+                    db: DbSession) -> ExplanationOut:
+    return explanations.get_explanation(db, context.store, org_id, identification_id, individual_id,
+                                        context.settings.presign_expiry_s)
+
+
+@router.put("/orgs/{org_id}/identifications/{identification_id}/explanations/{individual_id}",
+            summary="Keep the explanation of a candidate: its heatmaps, and its overlays in the object store")
+def put_explanation(context: CatalogContext, org_id: OrgId, identification_id: str, individual_id: str,
+                    payload: ExplanationCreate, db: DbSession) -> ExplanationOut:
+    return explanations.save_explanation(db, context.store, org_id, identification_id, individual_id, payload,
+                                         context.settings.presign_expiry_s)

@@ -22,11 +22,12 @@ from finprint.http import ServiceClient
 from finprint.imaging import Box, ImageInfo, ImageLimits, load_model_input
 from finprint.problems import Problem
 from finprint.schemas.detector import DetectorModel, DetectResponse
-from finprint.schemas.embedder import EmbedderModel, EmbedResponse
+from finprint.schemas.embedder import EmbedderModel, EmbedResponse, ExplainResponse
 from finprint.schemas.embeddings import decode_vector, encode_vector
 from finprint.schemas.matcher import QueryResult, SearchResponse, shard_for
 from finprint.schemas.pixels import PIXELS_MEDIA_TYPE, encode_pixels
 from services.gateway.adapters.peers import Peers
+from services.gateway.adapters.uploads import Upload
 from services.gateway.settings import GatewaySettings
 
 
@@ -194,6 +195,12 @@ class Pipeline:
     def _parsed(response: httpx.Response) -> tuple[EmbedResponse, list[np.ndarray]]:
         parsed = EmbedResponse.model_validate(response.json())
         return parsed, [decode_vector(str(result.embedding)) for result in parsed.results]
+
+    async def explain(self, query: Upload, candidate: Upload) -> ExplainResponse:
+        """The embedder's heatmaps of a pair of whole photos (as they are embedded: no box)."""
+        files = [("images", (photo.filename, photo.data, photo.content_type)) for photo in (query, candidate)]
+        response = await self.embedder.request("POST", "/v1/explain", files=files, idempotent=True)
+        return ExplainResponse.model_validate(response.json())
 
     def matcher_for(self, org_id: str, species_group: str) -> ServiceClient:
         return self.matchers[shard_for(org_id, species_group, len(self.matchers))]

@@ -265,7 +265,8 @@ def enrol_annotations(analysis: Analysis, decision: dict | None, filed_under: st
             "species_score": next((s.score for s in res.species if s.species == species), None),
             "embedding": {"model_version": analysis.model_version, "vector": encode_vector(vector)},
             "candidates": [] if match is None else [
-                {"individual_id": c.individual_id, "score": c.score, "catalogue_code": codes.get(c.individual_id)}
+                {"individual_id": c.individual_id, "score": c.score, "catalogue_code": codes.get(c.individual_id),
+                 "best_annotation_id": c.best_embedding_id}
                 for c in match.candidates
             ],
             "new_individual_probability": 1.0 if match is None else match.new_individual,

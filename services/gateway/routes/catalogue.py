@@ -11,7 +11,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, Response
 
 from finprint.problems import Problem
+from finprint.schemas.catalog import ExplanationOut
 from services.gateway.adapters.catalog import segment
+from services.gateway.application import explain as explaining
 from services.gateway.dependencies import GatewayContext, gateway_context, require
 from services.gateway.domain.paging import decode_cursor, public_page
 from services.gateway.domain.principal import Principal, Role
@@ -198,6 +200,19 @@ async def list_identifications(principal: Viewer, ctx: Context, cursor: Cursor =
 @router.get("/identifications/{identification_id}", summary="An identification with its candidates")
 async def get_identification(identification_id: str, principal: Viewer, ctx: Context) -> dict:
     return await ctx.catalog.forward("GET", f"{_org(principal)}/identifications/{segment(identification_id)}")
+
+
+@router.get("/identifications/{identification_id}/explanations/{candidate}",
+            summary="Why this match: heatmaps of the photo under review and a candidate's photo",
+            description="`candidate`: a catalogue code (or individual id) among the identification's candidates. "
+            "Each photo gets a heatmap of the regions that drive the similarity (sliding occlusion by the embedder: "
+            "hiding a high cell lowers the pair's cosine the most) and a PNG overlay (`overlay_url`, presigned), "
+            "to show side by side. Computed on first request (a few seconds on a CPU), kept in the object store "
+            "for the next.")
+async def explain_candidate(identification_id: str, candidate: str, principal: Viewer, ctx: Context
+                            ) -> ExplanationOut:
+    return await explaining.explain_candidate(ctx.pipeline, ctx.catalog, principal.org_id, identification_id,
+                                              candidate)
 
 
 @router.post("/identifications/{identification_id}:decide", summary="Confirm a candidate, declare a new "
