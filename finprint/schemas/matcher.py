@@ -172,6 +172,33 @@ class QueryResult(BaseModel):
         None, description="Given a precision_target: the cut and whether the top candidate clears it.")
 
 
+class DuplicatesRequest(IndexKey):
+    """Pairs of individuals of one index whose galleries are so close they may be one animal."""
+
+    min_score: float | None = Field(
+        None, ge=-1.0, le=1.0,
+        description="Report pairs scoring at least this; null: the species' cut from the model card "
+        "(no cut there: no pairs).")
+    limit: int = Field(100, ge=1, le=10_000, description="At most this many pairs, best first.")
+
+
+class DuplicatePair(BaseModel):
+    individual_a: str = Field(description="The lower id of the two.")
+    individual_b: str
+    score: float = Field(description="(1 - w) * the best cosine between a photo of each + w * their galleries' "
+                         "centroid cosine, w the card's centroid weight (finprint.galleries).")
+    best_photo_similarity: float
+    centroid_similarity: float
+    embedding_a: str = Field(description="The photo (embedding) of a in the best pair.")
+    embedding_b: str
+
+
+class DuplicatesResponse(BaseModel):
+    cut: float | None = Field(description="The score cut applied; null: none (nothing reported).")
+    individuals: int = Field(description="Individuals compared.")
+    pairs: list[DuplicatePair] = Field(description="Best first.")
+
+
 IndexKind = Literal["flat", "ivf"]
 
 

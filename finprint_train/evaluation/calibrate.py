@@ -19,9 +19,12 @@ from typing import Any
 import numpy as np
 
 from finprint.model_repository import locate_model
+from finprint_train.data import SplitConfig, load_datasets, split_by_individual
+from finprint_train.evaluation.duplicates import DUPLICATE_PRECISION, duplicate_calibration
 from finprint_train.evaluation.offline import EMBEDDER, OfflineEmbedder
 from finprint_train.evaluation.protocol import (
     DEFAULT_CENTROID_WEIGHT,
+    DEFAULT_DATASETS,
     Protocol,
     ProtocolConfig,
     SpeciesProtocol,
@@ -86,6 +89,10 @@ def calibrate(repository: Path, data_dir: Path, centroid_weight: float = DEFAULT
         test = outcomes(rankings["test"][sp], protocols["test"].species[sp].truths)
         fits[sp], measured[sp] = species_calibration(val, test)
         curves_accept[sp], accepted[sp] = auto_accept_record(val, test)
+    split = split_by_individual(load_datasets(data_dir, DEFAULT_DATASETS), SplitConfig())
+    duplicate_cuts, duplicates_measured = duplicate_calibration(
+        offline, split.val, split.test, centroid_weight,
+        max_individuals=None if config.max_known is None else 2 * config.max_known)
     record = {
         "model": offline.card.version,
         "centroid_weight": centroid_weight,
@@ -95,10 +102,12 @@ def calibrate(repository: Path, data_dir: Path, centroid_weight: float = DEFAULT
         "new_individual_thresholds_by_species": by_species,
         "probabilities": fits,
         "auto_accept": curves_accept,
+        "duplicate_cuts": duplicate_cuts,
         "val_map5": {sp: round(c.at(by_species[sp]), 4) for sp, c in curves["val"].items()},
         "test_map5": {sp: round(c.at(by_species[sp]), 4) for sp, c in curves["test"].items()},
         "test_calibration": {sp: {name: m["ece"] for name, m in per.items()} for sp, per in measured.items()},
         "test_auto_accept": accepted,
+        "test_duplicates": duplicates_measured,
     }
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -125,7 +134,13 @@ def write_card(repository: Path, record: dict[str, Any]) -> None:
         "auto_accept": {"method": "lowest score cut whose validation precision reaches the target",
                         "by_species": record["auto_accept"]},
     }
+    # Possible duplicates: two individuals whose galleries score at least the species' cut (finprint.galleries).
+    card["duplicate_calibration"] = {
+        "method": "individuals split in two; lowest gallery-pair cut whose validation precision reaches the target",
+        "precision_target": DUPLICATE_PRECISION, "centroid_weight": record["centroid_weight"],
+        "by_species": record["duplicate_cuts"],
+    }
     card["calibration"] = {k: record[k] for k in ("protocol", "val_map5", "test_map5", "test_calibration",
-                                                   "test_auto_accept")}
+                                                   "test_auto_accept", "test_duplicates")}
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     log.info("calibrated %s: %s", record["model"], json.dumps(record))

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from finprint.cuts import lowest_lasting_cut
 from finprint_train.metrics import NEW_INDIVIDUAL, Ranking
 
 
@@ -121,8 +122,10 @@ def precision_curve(val: QueryOutcomes) -> dict[str, list[float]]:
 
 
 def cut_for(curve: dict[str, list[float]], target: float) -> float | None:
-    """The lowest score cut whose validation precision reaches ``target``; None when none does."""
-    return next((c for c, p in zip(curve["cuts"], curve["precision"]) if p >= target), None)
+    """The lowest score cut whose validation precision reaches ``target`` and stays there at every
+    higher cut (:func:`finprint.cuts.lowest_lasting_cut`); None when none does."""
+    index = lowest_lasting_cut(curve["precision"], target)
+    return None if index is None else curve["cuts"][index]
 
 
 def at_cut(test: QueryOutcomes, cut: float | None) -> dict[str, float | int | None]:

@@ -63,6 +63,8 @@ def test_the_auto_accept_cut_is_the_lowest_reaching_the_target() -> None:
     assert by_cut[0.5] == 0.8 and by_cut[0.61] == 1.0 and by_cut[0.2] == pytest.approx(4 / 7, abs=1e-4)
     assert cut_for(curve, 0.75) == 0.41 and cut_for(curve, 0.99) == 0.61
     assert cut_for({"cuts": [0.5], "precision": [0.9], "coverage": [0.1]}, 0.95) is None
+    # A lucky stretch below a cut that misses the target does not count: the precision must last.
+    assert cut_for({"cuts": [0.4, 0.5, 0.6], "precision": [0.95, 0.8, 0.96], "coverage": [0.3, 0.2, 0.1]}, 0.9) == 0.6
     test = QueryOutcomes(np.array([0.5, 0.65, 0.7]), np.array([True, False, True]), np.zeros(3, bool))
     assert at_cut(test, 0.61) == {"cut": 0.61, "precision": 0.5, "coverage": pytest.approx(2 / 3, abs=1e-4),
                                   "accepted": 2}

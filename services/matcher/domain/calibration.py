@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from finprint.cuts import lowest_lasting_cut
 from finprint.schemas.matcher import AutoAcceptCut
 
 
@@ -25,8 +26,9 @@ class PrecisionCurve:
     coverage: Sequence[float]
 
     def cut_for(self, target: float) -> int | None:
-        """The index of the lowest cut whose precision reaches ``target``; None when none does."""
-        return next((i for i, p in enumerate(self.precision) if p >= target), None)
+        """The index of the lowest cut whose precision reaches ``target`` and stays there above; None
+        when none does (the rule ``finprint calibrate`` measured its test precision with)."""
+        return lowest_lasting_cut(self.precision, target)
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,13 @@ class Calibration:
 
     model_version: str | None = None
     by_species: Mapping[str, SpeciesCalibration] = field(default_factory=dict)
+    duplicate_cuts: Mapping[str, float] = field(default_factory=dict)
+    """Per species: the gallery-pair score above which two individuals may be one (finprint.galleries)."""
+
+    def duplicate_cut(self, model_version: str, species_group: str) -> float | None:
+        if model_version != self.model_version:
+            return None
+        return self.duplicate_cuts.get(species_group)
 
     def of(self, model_version: str, species_group: str) -> SpeciesCalibration | None:
         """The species' calibration, when it was fitted on the model that made the query's embedding."""
@@ -67,7 +76,8 @@ class Calibration:
 
 
 def calibration_from_card(card: Mapping) -> Calibration:
-    """``probability_calibration`` of a finprint.json (top-candidate fits and auto-accept curves)."""
+    """``probability_calibration`` (top-candidate fits and auto-accept curves) and
+    ``duplicate_calibration`` of a finprint.json."""
     section = card.get("probability_calibration") or {}
     curves = (section.get("auto_accept") or {}).get("by_species") or {}
     by_species = {}
@@ -79,4 +89,6 @@ def calibration_from_card(card: Mapping) -> Calibration:
         curve = PrecisionCurve(raw["cuts"], raw["precision"], raw["coverage"]) if raw else None
         by_species[str(species)] = SpeciesCalibration(float(top["a"]), float(top["b"]), curve)
     version = f"{card['name']}:{card['version']}" if card.get("name") and card.get("version") else None
-    return Calibration(version, by_species)
+    duplicates = {str(species): float(entry["cut"])
+                  for species, entry in ((card.get("duplicate_calibration") or {}).get("by_species") or {}).items()}
+    return Calibration(version, by_species, duplicates)

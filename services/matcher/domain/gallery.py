@@ -121,6 +121,15 @@ class Gallery:
             return [[] for _ in range(len(queries))], self._info(key, None)
         return index.search(queries, k, scoring), self._info(key, index)
 
+    def photos(self, key: IndexKey) -> tuple[list[str], list[str], np.ndarray] | None:
+        """The key's embeddings (ids, individuals, vectors); None when this shard holds no index for it."""
+        if not self.ownership.owns(key.org_id, key.species_group):
+            raise NotOwned(
+                key.org_id, key.species_group, self.ownership.owner_of(key.org_id, key.species_group)
+            )
+        index = self._indexes.get(key_tuple(key))
+        return None if index is None else index.photos()
+
     def infos(self) -> list[IndexInfo]:
         return [self._info(index.key, index) for index in list(self._indexes.values())]
 

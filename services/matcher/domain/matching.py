@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from finprint.schemas.matcher import AutoAcceptCut, Candidate, QueryResult, SearchRequest, SearchResponse
+from finprint.galleries import gallery_pairs
+from finprint.schemas.matcher import (
+    AutoAcceptCut,
+    Candidate,
+    DuplicatePair,
+    DuplicatesRequest,
+    DuplicatesResponse,
+    QueryResult,
+    SearchRequest,
+    SearchResponse,
+)
 from services.matcher.domain.calibration import SpeciesCalibration
 from services.matcher.domain.gallery import Gallery
 from services.matcher.domain.ranking import IndividualScoring, NewIndividualRule
@@ -42,3 +52,20 @@ def identify(gallery: Gallery, thresholds: ThresholdBook, request: SearchRequest
             auto_accept=_auto_accept(calibrated, request.precision_target, top),
         ))
     return SearchResponse(results=results, index=info)
+
+
+def duplicates(gallery: Gallery, thresholds: ThresholdBook, request: DuplicatesRequest) -> DuplicatesResponse:
+    """Pairs of the index's individuals whose galleries score at least the cut, best first."""
+    cut = request.min_score
+    if cut is None:
+        cut = thresholds.model.calibration.duplicate_cut(request.model_version, request.species_group)
+    photos = gallery.photos(request)
+    if photos is None or cut is None:
+        return DuplicatesResponse(cut=cut, individuals=0 if photos is None else len(set(photos[1])), pairs=[])
+    embedding_ids, owners, vectors = photos
+    pairs = gallery_pairs(vectors, owners, thresholds.model.centroid_weight, min_score=cut)[: request.limit]
+    return DuplicatesResponse(cut=cut, individuals=len(set(owners)), pairs=[
+        DuplicatePair(individual_a=p.a, individual_b=p.b, score=p.score, best_photo_similarity=p.best,
+                      centroid_similarity=p.centroid, embedding_a=embedding_ids[p.photo_a],
+                      embedding_b=embedding_ids[p.photo_b])
+        for p in pairs])
