@@ -23,7 +23,13 @@ import httpx
 from pydantic import BaseModel
 
 from finprint.schemas.catalog import AUTO_ACCEPT_ACTOR, ExplanationOut, OrganisationSettings
-from finprint.schemas.gateway import EncounterIdentifyResponse, IdentifyResponse, TokenResponse
+from finprint.schemas.gateway import (
+    DuplicateScan,
+    EncounterIdentifyResponse,
+    IdentifyResponse,
+    PossibleDuplicate,
+    TokenResponse,
+)
 
 M = TypeVar("M", bound=BaseModel)
 ImageInput = Path | bytes
@@ -193,6 +199,26 @@ class FinprintClient:
     def auto_accepted(self) -> Iterator[dict[str, Any]]:
         """The matches confirmed without review (auto-accept), which a reviewer may revise."""
         return self.paginate("/v1/identifications", {"decision": "confirmed", "decided_by": AUTO_ACCEPT_ACTOR})
+
+    # --- possible duplicates ---------------------------------------------------------------------
+
+    def scan_duplicates(self, species: Sequence[str] | None = None) -> DuplicateScan:
+        """File pairs of individuals whose galleries are closer than the species' cut (reviewer)."""
+        return self._model(DuplicateScan, "POST", "/v1/duplicates:scan",
+                           json={"species": list(species)} if species else {})
+
+    def duplicates(self, status: str = "pending") -> Iterator[dict[str, Any]]:
+        """Possible duplicates, closest first: both individuals with their galleries (PossibleDuplicate)."""
+        return self.paginate("/v1/duplicates", {"status": status})
+
+    def merge_duplicate(self, pair_id: str, keep: str | None = None) -> PossibleDuplicate:
+        """One click: the other individual merges into ``keep`` (a catalogue code; default the pair's a)."""
+        return self._model(PossibleDuplicate, "POST", f"/v1/duplicates/{pair_id}:decide",
+                           json={"decision": "merged", **({"keep": keep} if keep else {})})
+
+    def dismiss_duplicate(self, pair_id: str) -> PossibleDuplicate:
+        return self._model(PossibleDuplicate, "POST", f"/v1/duplicates/{pair_id}:decide",
+                           json={"decision": "dismissed"})
 
     # --- the organisation's settings (admin to change) ------------------------------------------
 

@@ -437,6 +437,60 @@ class ExplanationOut(BaseModel):
     expires_at: datetime
 
 
+# --- possible duplicates: individuals catalogued twice ------------------------------------------
+
+DuplicateStatus = Literal["pending", "merged", "dismissed"]
+
+
+class DuplicatePairIn(Inbound):
+    individual_a_id: str
+    individual_b_id: str
+    score: float = Field(ge=-1, le=1, description="Their galleries' score (finprint.galleries).")
+    annotation_a_id: str | None = Field(None, description="The photo of a in the closest pair.")
+    annotation_b_id: str | None = None
+
+
+class DuplicatesFile(Inbound):
+    """Pairs a duplicates scan found above its species' cut, to file into the review queue."""
+
+    species: str
+    model_version: str
+    pairs: list[DuplicatePairIn] = Field(max_length=10_000)
+    filed_by: str = Field(min_length=1, max_length=200)
+
+
+class DuplicatesFiled(BaseModel):
+    filed: int = Field(description="New pairs, now waiting for review.")
+    updated: int = Field(description="Pairs already waiting: their score is the new one.")
+    unchanged: int = Field(description="Pairs a reviewer merged or dismissed already: not filed again.")
+    skipped: int = Field(description="Pairs of an individual merged meanwhile, or of two species.")
+
+
+class DuplicatePairOut(_OrgRowOut):
+    species: str = Field(validation_alias=AliasChoices("species_key", "species"))
+    individual_a_id: str
+    individual_b_id: str
+    score: float
+    model_version: str
+    annotation_a_id: str | None
+    annotation_b_id: str | None
+    status: DuplicateStatus
+    decided_by: str | None
+    decided_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class DuplicateDecision(Inbound):
+    """``merged``: everything of the other individual moves into ``keep`` (a by default), as
+    ``individuals:merge`` does; ``dismissed``: two animals after all, not filed again."""
+
+    decision: Literal["merged", "dismissed"]
+    keep: str | None = Field(None, description="For `merged`: the individual that stays, a or b.")
+    decided_by: str = Field(min_length=1, max_length=200)
+    reason: str | None = Field(None, max_length=2000)
+
+
 # --- enrolment (one transaction) ---------------------------------------------------------------
 
 ENROL_PHOTOS_MAX = 100

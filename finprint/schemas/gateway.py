@@ -93,3 +93,44 @@ class TokenResponse(BaseModel):
 
 class RefreshRequest(BaseModel):
     refresh_token: str
+
+
+class DuplicateSide(BaseModel):
+    """One of two individuals that may be one animal, with its gallery, to look at side by side."""
+
+    id: str = Field(description="The individual's catalogue id.")
+    catalogue_code: str | None = Field(examples=["HW-0042"])
+    name: str | None = None
+    status: str = Field(description="active, or merged (decided since the pair was filed).")
+    photos: list[str] = Field(description="Media ids of its photos (up to 6), the one closest to the other first.")
+
+
+class PossibleDuplicate(BaseModel):
+    """Two individuals of one species whose galleries are closer than the species' calibrated cut."""
+
+    id: str
+    species: str
+    score: float = Field(description="Their galleries' score (finprint.galleries): the cut is on the model card.")
+    model_version: str
+    status: str = Field(description="pending, merged or dismissed.")
+    a: DuplicateSide
+    b: DuplicateSide
+    merge: str = Field(description="The one-click merge: POST this path with {\"decision\": \"merged\"} "
+                       "(a stays; `keep` chooses b) or {\"decision\": \"dismissed\"}.")
+    decided_by: str | None = None
+    decided_at: str | None = None
+
+
+class DuplicateScanSpecies(BaseModel):
+    cut: float | None = Field(description="The species' cut (model card); null: not calibrated, nothing filed.")
+    individuals: int = Field(description="Individuals compared.")
+    found: int = Field(description="Pairs at or above the cut.")
+    filed: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+
+
+class DuplicateScan(BaseModel):
+    model_version: str
+    species: dict[str, DuplicateScanSpecies] = Field(description="Per species with an index.")

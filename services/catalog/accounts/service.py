@@ -38,6 +38,10 @@ def create_organisation(session: Session, request: OrganisationCreate) -> Organi
     return inserted(session, Organisation(slug=request.slug, name=request.name))
 
 
+def list_organisations(session: Session) -> list[Organisation]:
+    return list(session.scalars(select(Organisation).order_by(Organisation.slug)))
+
+
 def find_organisation(session: Session, slug: str) -> Organisation | None:
     return session.scalar(select(Organisation).where(Organisation.slug == slug))
 

@@ -196,6 +196,11 @@ class Pipeline:
         parsed = EmbedResponse.model_validate(response.json())
         return parsed, [decode_vector(str(result.embedding)) for result in parsed.results]
 
+    async def embedder_version(self) -> str:
+        """The served embedder as embeddings carry it (``finprint_embedder:2``): the indexes to compare."""
+        served = EmbedderModel.model_validate(await self.embedder.get_json("/v1/model"))
+        return f"{served.model.name}:{served.model.version}"
+
     async def explain(self, query: Upload, candidate: Upload) -> ExplainResponse:
         """The embedder's heatmaps of a pair of whole photos (as they are embedded: no box)."""
         files = [("images", (photo.filename, photo.data, photo.content_type)) for photo in (query, candidate)]

@@ -12,7 +12,9 @@ from fastapi import APIRouter, Body, Depends, Query, Response
 
 from finprint.problems import Problem
 from finprint.schemas.catalog import ExplanationOut
+from finprint.schemas.gateway import DuplicateScan, PossibleDuplicate
 from services.gateway.adapters.catalog import segment
+from services.gateway.application import duplicates
 from services.gateway.application import explain as explaining
 from services.gateway.dependencies import GatewayContext, gateway_context, require
 from services.gateway.domain.paging import decode_cursor, public_page
@@ -234,6 +236,55 @@ async def decide(identification_id: str, principal: Reviewer, ctx: Context, body
     # A rejection (e.g. of an auto-accepted match) takes the photo out of its species' index now.
     await _reindex(ctx, principal, species or result.get("species"))
     return result
+
+
+# --- possible duplicates ------------------------------------------------------------------------
+
+DuplicateStatus = Literal["pending", "merged", "dismissed"]
+
+
+@router.post("/duplicates:scan", summary="Find individuals catalogued twice and file them for review",
+             description="Compares the individuals of each species (or of `species`) by their galleries; pairs closer "
+             "than the species' calibrated cut (model card, docs/models.md) join the queue of `GET /v1/duplicates`. "
+             "A nightly job runs the same for every organisation (`finprint duplicates`). Pairs already decided are "
+             "not filed again.")
+async def scan_duplicates(principal: Reviewer, ctx: Context, body: Annotated[dict | None, Body(examples=[
+        {"species": ["humpback_whale"]}])] = None) -> DuplicateScan:
+    species = (body or {}).get("species")
+    if species is not None and (not isinstance(species, list) or not all(isinstance(s, str) for s in species)):
+        raise Problem(422, "`species` is a list of species keys.", slug="validation-error",
+                      errors=[{"field": "species", "message": "a list of strings", "type": "list_type"}])
+    return await duplicates.scan(ctx.pipeline, ctx.catalog, principal.org_id, principal.subject, species)
+
+
+@router.get("/duplicates", summary="Possible duplicates: two individuals' galleries side by side (pending by default)")
+async def list_duplicates(principal: Viewer, ctx: Context, cursor: Cursor = None, limit: PageLimit = 20,
+                          status: DuplicateStatus | None = "pending", species: Species = None) -> dict:
+    page = await _page(ctx, f"{_org(principal)}/duplicates", cursor, limit, status=status, species=species)
+    items = await duplicates.review_items(ctx.catalog, principal.org_id, page["items"])
+    return {**page, "items": [i.model_dump() for i in items]}
+
+
+@router.get("/duplicates/{pair_id}", summary="A possible duplicate")
+async def get_duplicate(pair_id: str, principal: Viewer, ctx: Context) -> PossibleDuplicate:
+    pair = await ctx.catalog.forward("GET", f"{_org(principal)}/duplicates/{segment(pair_id)}")
+    [item] = await duplicates.review_items(ctx.catalog, principal.org_id, [pair])
+    return item
+
+
+@router.post("/duplicates/{pair_id}:decide", summary="Merge the two individuals (one click), or dismiss the pair")
+async def decide_duplicate(pair_id: str, principal: Reviewer, ctx: Context, body: Annotated[dict, Body(examples=[
+        {"decision": "merged"}, {"decision": "merged", "keep": "HW-0311"}, {"decision": "dismissed"}])]
+        ) -> PossibleDuplicate:
+    payload = {**body, "decided_by": principal.subject}
+    if body.get("keep"):
+        payload["keep"] = (await resolve_individual(ctx, principal, str(body["keep"])))["id"]
+    pair = await ctx.catalog.forward("POST", f"{_org(principal)}/duplicates/{segment(pair_id)}:decide",
+                                     json=payload)
+    if pair["status"] == "merged":
+        await _reindex(ctx, principal, pair["species"])
+    [item] = await duplicates.review_items(ctx.catalog, principal.org_id, [pair])
+    return item
 
 
 # --- comments, audit, exports --------------------------------------------------------------------
