@@ -24,8 +24,8 @@ from typing import Any, Literal
 from finprint.problems import DependencyUnavailable, Problem
 from finprint.schemas.catalog import AUTO_ACCEPT_ACTOR
 from finprint.schemas.detector import Detection
-from finprint.schemas.matcher import QueryResult
 from finprint.schemas.embeddings import encode_vector
+from finprint.schemas.matcher import QueryResult
 from services.gateway.adapters.catalog import CatalogClient
 from services.gateway.adapters.pipeline import Pipeline
 from services.gateway.adapters.uploads import Upload
