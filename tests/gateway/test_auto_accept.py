@@ -4,7 +4,9 @@ its species' cut without review, audited as automatic, and a reviewer reverses i
 
 from __future__ import annotations
 
+import asyncio
 import io
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -86,6 +88,24 @@ async def test_a_match_above_the_cut_is_confirmed_audited_and_reversible(on_post
     assert annotation["individual_id"] is None
     assert not (await gateway.get("/v1/identifications", headers=reviewer,
                                   params={"decision": "confirmed", "decided_by": "auto-accept"})).json()["items"]
+
+    # Bulk ingestion too (the gateway's own worker): an unnamed photo above the cut is confirmed.
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("again.jpg", reencoded(photos[1], 70))
+        zipped.writestr("manifest.csv", "image,species\nagain.jpg,humpback_whale\n")
+    job = await gateway.post("/v1/ingest/jobs", headers=contributor,
+                             files={"archive": ("trip.zip", archive.getvalue(), "application/zip")})
+    assert job.status_code == 201, job.text
+    for _ in range(600):
+        state = (await gateway.get(f"/v1/ingest/jobs/{job.json()['id']}", headers=contributor)).json()
+        if state["status"] in ("completed", "failed", "cancelled"):
+            break
+        await asyncio.sleep(0.1)
+    assert state["done"] == 1, state
+    ingested = (await gateway.get("/v1/identifications", headers=reviewer,
+                                  params={"decision": "confirmed", "decided_by": "auto-accept"})).json()["items"]
+    assert len(ingested) == 1 and ingested[0]["individual_id"] == whale
 
     # Off again: pending again.
     await gateway.put("/v1/settings", headers=admin, json={"auto_accept_precision": None})

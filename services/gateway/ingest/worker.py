@@ -109,9 +109,9 @@ class TimedPipeline(Pipeline):
             return await super().embed(image, filename, content_type, boxes, decoded)
 
     async def search(self, org_id: str, species_group: str, model_version: str, vector: np.ndarray,
-                     k: int = 5) -> QueryResult | None:
+                     k: int = 5, precision_target: float | None = None) -> QueryResult | None:
         with self.times.stage("matcher"):
-            return await super().search(org_id, species_group, model_version, vector, k)
+            return await super().search(org_id, species_group, model_version, vector, k, precision_target)
 
 
 @dataclass
