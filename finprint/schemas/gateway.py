@@ -29,7 +29,8 @@ class IdentifyResult(BaseModel):
     detection_score: float = Field(examples=[0.98])
     species: list[SpeciesScore] = Field(description="Species probabilities, best first.")
     candidates: list[IdentifyCandidate] = Field(description="Up to 5 catalogued individuals, best first.")
-    new_individual: float = Field(ge=0, le=1, description="Probability that this is an individual not yet catalogued.")
+    new_individual: float = Field(ge=0, le=1, description="Probability that this is an individual not yet catalogued: "
+                                  "the model card's calibrated fit for the species where it has one.")
     ranking: list[str] = Field(
         description="Five labels as a Happywhale/Kaggle MAP@5 submission lists them: catalogue codes, with "
         "`new_individual` placed by the calibrated threshold.",

@@ -151,7 +151,9 @@ class QueryResult(BaseModel):
     new_individual: float = Field(
         ge=0.0,
         le=1.0,
-        description="Probability that the query shows an individual not in this index.",
+        description="Probability that the query shows an individual not in this index: the model card's "
+        "calibrated fit (probability_calibration) for the species and model version, else a logistic in the "
+        "top score, 0.5 at the threshold.",
         examples=[0.12],
     )
     ranking: list[str] = Field(

@@ -43,6 +43,8 @@ async def test_probability_and_cut_of_the_card(calibrated: MatcherSettings, cata
         plain = (await search(client, key, query))["results"][0]
         assert plain["auto_accept"] is None  # no target asked for
         assert plain["top_candidate_probability"] == pytest.approx(1 / (1 + math.exp(-(A * 0.65 + B))), abs=1e-4)
+        # P(new) is the card's fit too (not the logistic around the threshold, 0.5 at the threshold 0.5).
+        assert plain["new_individual"] == pytest.approx(1 / (1 + math.exp(-(-A * 0.65 - B))), abs=1e-4)
 
         at_90 = (await search(client, key, query, precision_target=0.9))["results"][0]["auto_accept"]
         assert at_90["cut"] == 0.6 and at_90["accepted"] is True
@@ -59,6 +61,7 @@ async def test_probability_and_cut_of_the_card(calibrated: MatcherSettings, cata
         await client.put("/v1/embeddings/e-2", json=body(other, "e-2", "ind-b", near(query, 0.95, rng), seq=2))
         beluga = (await search(client, other, query, precision_target=0.9))["results"][0]
         assert beluga["top_candidate_probability"] is None
+        assert beluga["new_individual"] == pytest.approx(1 / (1 + math.exp((0.95 - 0.5) / 0.05)), abs=1e-5)
         assert beluga["auto_accept"] == {**beluga["auto_accept"], "cut": None, "accepted": False}
         newer = {**key, "model_version": "finprint_embedder:99"}
         await client.put("/v1/embeddings/e-3", json=body(newer, "e-3", "ind-a", near(query, 0.95, rng), seq=3))

@@ -31,15 +31,26 @@ class PrecisionCurve:
         return lowest_lasting_cut(self.precision, target)
 
 
+def _logistic(a: float, b: float, score: float) -> float:
+    x = a * score + b
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
 @dataclass(frozen=True)
 class SpeciesCalibration:
+    """Platt maps of the top candidate's score: ``a``, ``b`` to P(it is the animal), ``new`` to
+    P(the animal is new); and the auto-accept curve."""
+
     a: float
     b: float
     curve: PrecisionCurve | None = None
+    new: tuple[float, float] | None = None
 
     def probability(self, score: float) -> float:
-        x = self.a * score + self.b
-        return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+        return _logistic(self.a, self.b, score)
+
+    def new_probability(self, score: float) -> float | None:
+        return None if self.new is None else _logistic(*self.new, score)
 
     def auto_accept(self, target: float, top_score: float | None) -> AutoAcceptCut:
         index = None if self.curve is None else self.curve.cut_for(target)
@@ -87,7 +98,9 @@ def calibration_from_card(card: Mapping) -> Calibration:
             continue
         raw = curves.get(species)
         curve = PrecisionCurve(raw["cuts"], raw["precision"], raw["coverage"]) if raw else None
-        by_species[str(species)] = SpeciesCalibration(float(top["a"]), float(top["b"]), curve)
+        new = fits.get("new_individual")
+        by_species[str(species)] = SpeciesCalibration(float(top["a"]), float(top["b"]), curve,
+                                                      (float(new["a"]), float(new["b"])) if new else None)
     version = f"{card['name']}:{card['version']}" if card.get("name") and card.get("version") else None
     duplicates = {str(species): float(entry["cut"])
                   for species, entry in ((card.get("duplicate_calibration") or {}).get("by_species") or {}).items()}

@@ -28,6 +28,13 @@ def _auto_accept(calibrated: SpeciesCalibration | None, target: float | None,
     return calibrated.auto_accept(target, top_score)
 
 
+def _new_individual(calibrated: SpeciesCalibration | None, rule: NewIndividualRule, top_score: float | None) -> float:
+    """The calibrated P(the animal is new) where the card has it for the species and model; else the
+    logistic around the threshold (an empty gallery: 1, whatever the animal is)."""
+    fitted = None if calibrated is None or top_score is None else calibrated.new_probability(top_score)
+    return rule.probability(top_score) if fitted is None else round(fitted, 6)
+
+
 def identify(gallery: Gallery, thresholds: ThresholdBook, request: SearchRequest) -> SearchResponse:
     scoring = IndividualScoring(thresholds.model.centroid_weight)
     per_query, info = gallery.search(request, request.matrix(), request.k, scoring)
@@ -44,7 +51,7 @@ def identify(gallery: Gallery, thresholds: ThresholdBook, request: SearchRequest
                 Candidate(individual_id=c.individual_id, score=c.score, best_embedding_id=c.best_embedding_id)
                 for c in candidates
             ],
-            new_individual=rule.probability(top),
+            new_individual=_new_individual(calibrated, rule, top),
             ranking=rule.ranking(candidates, request.k),
             threshold=rule.threshold,
             top_candidate_probability=None if calibrated is None or top is None else round(
