@@ -39,12 +39,14 @@ def get_identification(session: Session, org_id: str, identification_id: str) ->
 def select_identifications(
     org_id: str, *, decision: str | None, annotation_id: str | None, species: str | None = None,
     since: datetime | None = None, until: datetime | None = None, location: str | None = None,
-    dated: bool | None = None,
+    dated: bool | None = None, decided_by: str | None = None,
 ) -> Select[tuple[Identification]]:
     """The organisation's identifications, oldest first, with one decision (the review queue: pending) or of
     one annotation when given; of an animal predicted as ``species``; of a photo whose sighting was in a
-    period, at a place, or undated (a photo outside any encounter counts as undated)."""
-    query = select_owned(Identification, org_id, decision=decision, annotation_id=annotation_id)
+    period, at a place, or undated (a photo outside any encounter counts as undated); decided by someone
+    (``auto-accept``: the matches confirmed without review, which a reviewer may check and revise)."""
+    query = select_owned(Identification, org_id, decision=decision, annotation_id=annotation_id,
+                         decided_by=decided_by)
     if species:
         query = query.where(
             Identification.annotation_id.in_(

@@ -64,12 +64,14 @@ def embedding_region(detect: DetectResponse) -> tuple[int, int, int, int]:
     return (0, 0, detect.image.width, detect.image.height)
 
 
-async def analyse(pipeline: Pipeline, org_id: str, upload: Upload, *, known_cetacean: bool = False) -> Analysis:
+async def analyse(pipeline: Pipeline, org_id: str, upload: Upload, *, known_cetacean: bool = False,
+                  precision_target: float | None = None) -> Analysis:
     """Detect, embed and search one photo.
 
     ``known_cetacean``: the uploader states which animal this is, so a photo the detector missed is
     taken whole rather than refused (a researcher's identified photo must not be lost to a false
-    negative of the detector).
+    negative of the detector). ``precision_target``: the organisation's auto-accept target, whose
+    cut each match then carries (``QueryResult.auto_accept``).
     """
     decoded = await pipeline.decode(upload.data)
     detect = await pipeline.detect(upload.data, upload.content_type, decoded)
@@ -81,7 +83,7 @@ async def analyse(pipeline: Pipeline, org_id: str, upload: Upload, *, known_ceta
     embed, vectors = await pipeline.embed(upload.data, upload.filename, upload.content_type, regions, decoded)
     groups = [species_group(result.species) for result in embed.results]
     embeddings = VersionedEmbeddings(pipeline, upload, regions, decoded, embed.model.key, vectors)
-    searched = await asyncio.gather(*(_search_serving(pipeline, org_id, g, i, embeddings)
+    searched = await asyncio.gather(*(_search_serving(pipeline, org_id, g, i, embeddings, precision_target)
                                       for i, g in enumerate(groups)))
     others = await asyncio.gather(*(embeddings.others(i, kept, version)
                                     for i, (_, version, kept) in enumerate(searched)))
@@ -114,21 +116,23 @@ class VersionedEmbeddings:
         return {v: (await self.of(v))[animal] for v in kept if v != searched}
 
 
-async def _search_serving(pipeline: Pipeline, org_id: str, group: str, animal: int,
-                          embeddings: VersionedEmbeddings) -> tuple[QueryResult | None, str, list[str]]:
+async def _search_serving(pipeline: Pipeline, org_id: str, group: str, animal: int, embeddings: VersionedEmbeddings,
+                          precision_target: float | None) -> tuple[QueryResult | None, str, list[str]]:
     """Search the animal's shard with the version it serves: the default model's embedding, or, when
     the shard serves another version (mid-upgrade, or after a rollback), that version's."""
     version = embeddings.default_version
     try:
-        answer = await pipeline.search(org_id, group, version, (await embeddings.of(version))[animal])
+        answer = await pipeline.search(org_id, group, version, (await embeddings.of(version))[animal],
+                                       precision_target=precision_target)
     except WrongModelVersion as wrong:
         version = wrong.serving
-        answer = await pipeline.search(org_id, group, version, (await embeddings.of(version))[animal])
+        answer = await pipeline.search(org_id, group, version, (await embeddings.of(version))[animal],
+                                       precision_target=precision_target)
     return answer.match, version, answer.kept_versions
 
 
 async def analyse_all(pipeline: Pipeline, org_id: str, uploads: Sequence[Upload], concurrency: int, *,
-                      known_cetacean: bool = False) -> list[Analysis]:
+                      known_cetacean: bool = False, precision_target: float | None = None) -> list[Analysis]:
     """Every photo analysed, at most ``concurrency`` at a time (the model services batch them).
 
     A photo that fails (not an image, a service down) fails the call with its error; when several
@@ -144,7 +148,8 @@ async def analyse_all(pipeline: Pipeline, org_id: str, uploads: Sequence[Upload]
             if failed:
                 return None
             try:
-                return await analyse(pipeline, org_id, upload, known_cetacean=known_cetacean)
+                return await analyse(pipeline, org_id, upload, known_cetacean=known_cetacean,
+                                     precision_target=precision_target)
             except Exception:
                 failed = True
                 raise

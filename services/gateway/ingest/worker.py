@@ -112,9 +112,9 @@ class TimedPipeline(Pipeline):
             return await super().embed(image, filename, content_type, boxes, decoded, model_version)
 
     async def search(self, org_id: str, species_group: str, model_version: str, vector: np.ndarray,
-                     k: int = 5) -> ShardAnswer:
+                     k: int = 5, precision_target: float | None = None) -> ShardAnswer:
         with self.times.stage("matcher"):
-            return await super().search(org_id, species_group, model_version, vector, k)
+            return await super().search(org_id, species_group, model_version, vector, k, precision_target)
 
 
 @dataclass
@@ -296,7 +296,8 @@ class Worker:
         result = {"sha256": sha256, "media_id": enrolled.catalog["media"][0]["id"],
                   "encounter_id": enrolled.catalog["encounter"]["id"], "duplicate": False,
                   "decision": enrolled.decision, "individual_id": row.individual_id, "animals": results_of(enrolled)}
-        reindex = (org_id, enrolled.species_to_index) if enrolled.species_to_index else None
+        groups = enrolled.groups_to_index
+        reindex = (org_id, groups[0]) if groups else None
         return Outcome("done", result, media_id=result["media_id"], reindex=reindex)
 
     async def _reembed(self, item: dict[str, Any], times: StageTimes) -> Outcome:

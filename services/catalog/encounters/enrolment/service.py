@@ -147,6 +147,9 @@ def _identify(
     )
     session.add(identification)
     session.flush()
+    if item.auto_accept is not None:
+        audit.append(session, org_id, "identification", identification.id, "auto_accepted", identification.decided_by,
+                     individual_id=identification.individual_id, **item.auto_accept.model_dump())
     return identification, new_individual
 
 
