@@ -637,6 +637,11 @@ class AuditEntryOut(_Out):
     created_at: datetime
 
 
+REEMBED_JOB_KIND = "reembed"
+"""``options.kind`` of an ingest job re-embedding stored photos with ``options.model_version`` (the catalog's
+model_versions domain creates them; the gateway's workers run them)."""
+
+
 class IngestJobCreate(Inbound):
     name: str = Field(min_length=1, max_length=200)
     source: str | None = Field(None, max_length=500, examples=["s3://archive/2019/"])

@@ -32,6 +32,7 @@ import numpy as np
 
 from finprint.outbound import OutboundRefused
 from finprint.problems import DependencyUnavailable, Problem
+from finprint.schemas.catalog import REEMBED_JOB_KIND
 from finprint.schemas.detector import DetectResponse
 from finprint.schemas.embedder import EmbedResponse
 from services.gateway.adapters.catalog import CatalogClient
@@ -51,9 +52,6 @@ from services.gateway.settings import GatewaySettings
 
 log = logging.getLogger("finprint.ingest")
 STAGES = ("decode", "detector", "embedder", "matcher", "catalog")
-REEMBED = "reembed"
-"""The ``options.kind`` of a job re-embedding stored photos with a new model version (the catalog's
-services.catalog.model_versions creates them)."""
 
 
 def default_worker_id() -> str:
@@ -256,7 +254,7 @@ class Worker:
         return outcome
 
     async def _ingest(self, item: dict[str, Any], times: StageTimes) -> Outcome:
-        if item["job_options"].get("kind") == REEMBED:
+        if item["job_options"].get("kind") == REEMBED_JOB_KIND:
             return await self._reembed(item, times)
         org_id = item["org_id"]
         with times.stage("decode"):
