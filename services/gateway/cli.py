@@ -39,9 +39,11 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from prometheus_client import start_http_server
 from tqdm import tqdm
 
 from finprint.logs import configure_logging
+from finprint.metrics import ServiceMetrics
 from finprint.problems import Problem
 from services.gateway.adapters.catalog import CatalogClient
 from services.gateway.adapters.peers import Peers
@@ -58,13 +60,16 @@ FINISHED = {"completed", "failed", "cancelled"}
 
 # --- finprint worker ----------------------------------------------------------------------------
 
-async def _work(job_id: str | None, worker_id: str | None) -> int:
+async def _work(job_id: str | None, worker_id: str | None, metrics_port: int | None) -> int:
     settings = GatewaySettings()
+    metrics = ServiceMetrics("worker")
+    if metrics_port is not None:  # Prometheus scrapes the worker's items and stage times here
+        start_http_server(metrics_port, registry=metrics.registry)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with worker_from_settings(settings, job_id=job_id, worker_id=worker_id) as worker:
+    async with worker_from_settings(settings, job_id=job_id, worker_id=worker_id, metrics=metrics) as worker:
         started = time.perf_counter()
         await worker.run(stop)
         elapsed = time.perf_counter() - started
@@ -76,7 +81,7 @@ async def _work(job_id: str | None, worker_id: str | None) -> int:
 def _cmd_worker(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     job_id = Path(args.job_id_file).read_text().strip() if args.job_id_file else args.job_id
-    return asyncio.run(_work(job_id, args.worker_id))
+    return asyncio.run(_work(job_id, args.worker_id, args.metrics_port))
 
 
 # --- finprint duplicates ------------------------------------------------------------------------
@@ -235,6 +240,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     worker.add_argument("--job-id-file", default=None, help="read --job-id from this file (written by "
                         "`finprint models reembed --job-id-file`)")
     worker.add_argument("--worker-id", default=None, help="name in the leases (default: host:pid)")
+    worker.add_argument("--metrics-port", type=int, default=None,
+                        help="serve Prometheus metrics (items, seconds per stage) on this port")
     worker.add_argument("--log-level", default="INFO")
     worker.set_defaults(func=_cmd_worker)
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from finprint.metrics import ServiceMetrics
 from finprint.outbound import OutboundRefused
 from finprint.problems import DependencyUnavailable, Problem
 from finprint.schemas.catalog import REEMBED_JOB_KIND
@@ -144,11 +145,30 @@ def results_of(enrolled: Enrolled) -> list[dict[str, Any]]:
     return animals
 
 
+ITEM_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class WorkerMetrics:
+    """Items finished and seconds per stage, by the job's kind (photos: ``ingest``; ``reembed``)."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.items = metrics.counter("finprint_ingest_items_total", "Ingest items finished by this process's "
+                                     "worker, by job kind and outcome.", ("kind", "status"))
+        self.stage_seconds = metrics.histogram("finprint_ingest_stage_seconds", "Seconds one item spent in each "
+                                               "stage, by job kind.", ("kind", "stage"), buckets=ITEM_BUCKETS)
+
+    def observe(self, kind: str, outcome: Outcome, times: StageTimes) -> None:
+        self.items.labels(kind, outcome.status).inc()
+        for stage, seconds in times.seconds.items():
+            self.stage_seconds.labels(kind, stage).observe(seconds)
+
+
 class Worker:
     """One worker: a loop of claim -> process a batch concurrently -> record each outcome."""
 
     def __init__(self, settings: GatewaySettings, pipeline: Pipeline, catalog: CatalogClient, queue: IngestQueue,
-                 *, worker_id: str | None = None, job_id: str | None = None) -> None:
+                 *, worker_id: str | None = None, job_id: str | None = None,
+                 metrics: WorkerMetrics | None = None) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.catalog = catalog
@@ -156,6 +176,7 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self.job_id = job_id
         self.totals = StageTimes()
+        self.metrics = metrics
         self.processed = 0
         self._species: set[str] | None = None
 
@@ -251,7 +272,12 @@ class Worker:
         for name, seconds in times.seconds.items():
             self.totals.seconds[name] += seconds
         outcome.result["timings_ms"] = times.as_ms()
+        self._observe(item, outcome, times)
         return outcome
+
+    def _observe(self, item: dict[str, Any], outcome: Outcome, times: StageTimes) -> None:
+        if self.metrics is not None:
+            self.metrics.observe(str(item["job_options"].get("kind", "ingest")), outcome, times)
 
     async def _ingest(self, item: dict[str, Any], times: StageTimes) -> Outcome:
         if item["job_options"].get("kind") == REEMBED_JOB_KIND:
