@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops
 
 from finprint.client import FinprintClient
 from tests.photos import individuals_with
@@ -27,6 +27,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.servers]
 ANALYSIS_TIMEOUT_MS = 120_000  # photos are analysed on a shared CPU
 FIGURES = Path(__file__).resolve().parents[2] / "docs" / "figures" / "web"
 FIGURE_WIDTH = 1000  # screenshots are shrunk to this width (and to 256 colours) to stay small
+FIGURE_CHANGED_PIXELS = 0.02  # a screenshot differing in fewer pixels than this share is not rewritten
 
 
 @dataclass
@@ -97,7 +98,18 @@ def save_figure(page: Page, name: str, *, full_page: bool = False) -> None:
     if shot.width > FIGURE_WIDTH:
         shot = shot.resize((FIGURE_WIDTH, round(shot.height * FIGURE_WIDTH / shot.width)), Image.LANCZOS)
     FIGURES.mkdir(parents=True, exist_ok=True)
-    shot.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(FIGURES / f"{name}.png", optimize=True)
+    target = FIGURES / f"{name}.png"
+    if target.exists() and _looks_the_same(shot, target):
+        return  # only a clock or a key differs: the committed figure stays (a test run leaves git clean)
+    shot.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(target, optimize=True)
+
+
+def _looks_the_same(shot: Image.Image, path: Path) -> bool:
+    with Image.open(path) as old:
+        if old.size != shot.size:
+            return False
+        changed = ImageChops.difference(old.convert("RGB"), shot).convert("L").point(lambda v: 255 if v > 48 else 0)
+    return sum(changed.histogram()[255:]) < FIGURE_CHANGED_PIXELS * shot.width * shot.height
 
 
 def wait_for_images(page: Page, selector: str, count: int) -> None:
