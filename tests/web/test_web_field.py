@@ -1,13 +1,15 @@
 """The web page's field-work views in a real browser (Debian's Chromium driven by Playwright)
 against the system on PostgreSQL and the S3 server: the compare view of the review queue, an
-individual's timeline and edits, the maps, the filters, the overview's figures, bulk upload, and
-accessibility. Each flow saves a screenshot into docs/figures/web/ (docs/web.md shows them)."""
+individual's timeline and edits, the maps, the filters, the overview's figures, bulk upload, the
+identify page's compare view, an upload from the field, accessibility and a phone's width. The
+flows save screenshots into docs/figures/web/ (docs/web.md shows them)."""
 
 from __future__ import annotations
 
 import base64
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,7 +66,9 @@ def catalogue(field_system: WebSystem, shared_data: Path) -> Catalogue:
     return Catalogue("HW-F-1", "HW-F-2", first_media, pending[0], pending[1], third, whales[3][0])
 
 
+@contextmanager
 def open_page(browser: Browser, system: WebSystem, width: int = 1360, height: int = 900) -> Iterator[Page]:
+    """A signed-in tab of that size; on leaving, no uncaught error, console error or failed page file."""
     context = browser.new_context(viewport={"width": width, "height": height}, base_url=system.url)
     page = context.new_page()
     page.set_default_timeout(ANALYSIS_TIMEOUT_MS)
@@ -78,14 +82,17 @@ def open_page(browser: Browser, system: WebSystem, width: int = 1360, height: in
     page.get_by_label("API key", exact=True).fill(system.api_key)
     page.get_by_role("button", name="Use this key").click()
     page.get_by_role("heading", name="Identify a photo").wait_for()
-    yield page
-    context.close()
+    try:
+        yield page
+    finally:
+        context.close()
     assert problems == [], f"the page reported errors: {problems}"
 
 
 @pytest.fixture
 def page(browser: Browser, field_system: WebSystem, catalogue: Catalogue) -> Iterator[Page]:
-    yield from open_page(browser, field_system)
+    with open_page(browser, field_system) as tab:
+        yield tab
 
 
 def api(system: WebSystem) -> FinprintClient:
@@ -611,7 +618,7 @@ def test_every_view_passes_axe_and_keeps_a_sensible_focus_order(browser: Browser
 
 
 def test_the_page_fits_a_phones_width(browser: Browser, field_system: WebSystem, catalogue: Catalogue) -> None:
-    for page in open_page(browser, field_system, width=390, height=844):
+    with open_page(browser, field_system, width=390, height=844) as page:
         def fits() -> bool:
             return page.evaluate("() => document.scrollingElement.scrollWidth <= window.innerWidth")
 
@@ -645,7 +652,7 @@ def test_an_encounter_uploaded_in_the_field_takes_the_devices_position(browser: 
                                                                        catalogue: Catalogue) -> None:
     from playwright.sync_api import expect
 
-    for page in open_page(browser, field_system, width=390, height=844):
+    with open_page(browser, field_system, width=390, height=844) as page:
         page.context.grant_permissions(["geolocation"])
         page.context.set_geolocation({"latitude": 42.05123, "longitude": -70.18456, "accuracy": 12})
         page.get_by_role("link", name="Upload encounter").click()
