@@ -110,12 +110,18 @@ function describeChange(entry) {
   return fields.map((f) => `${f}: ${before[f] ?? "–"} → ${after[f] ?? "–"}`).join("; ");
 }
 
+// Who made a change: a user as the server names them, an API key by the start of its id.
+function actorName(actor) {
+  if (!actor) return "unknown";
+  return actor.startsWith("key:") ? `API key ${actor.slice(4, 12)}` : actor;
+}
+
 async function auditTrail(code, list) {
   try {
     const history = await api.get(`/v1/individuals/${encodeURIComponent(code)}/history`);
     replace(list, history.length ? [...history].reverse().map((entry) => h("li", { class: "audit-entry" },
       h("span", { class: "audit-action" }, entry.action.replaceAll("_", " ")), " ", describeChange(entry),
-      h("span", { class: "hint" }, ` · ${entry.actor || "unknown"} · ${formatDate(entry.created_at)}`)))
+      h("span", { class: "hint" }, ` · ${actorName(entry.actor)} · ${formatDate(entry.created_at)}`)))
       : h("li", { class: "hint" }, "No change recorded yet."));
   } catch (error) {
     replace(list, h("li", {}, errorBox(error)));
