@@ -20,6 +20,7 @@ import numpy as np
 
 from finprint.model_repository import locate_model
 from finprint_train.data import SplitConfig, load_datasets, split_by_individual
+from finprint_train.evaluation.calibration_report import calibration_report
 from finprint_train.evaluation.duplicates import DUPLICATE_PRECISION, duplicate_calibration
 from finprint_train.evaluation.offline import EMBEDDER, OfflineEmbedder
 from finprint_train.evaluation.protocol import (
@@ -74,7 +75,7 @@ def calibrate(repository: Path, data_dir: Path, centroid_weight: float = DEFAULT
               config: ProtocolConfig = ProtocolConfig(), write: bool = True,
               out_dir: Path | None = None) -> dict[str, Any]:
     """Thresholds chosen on validation, and probabilities fitted there; the card is rewritten when
-    ``write``, the reliability diagrams drawn into ``out_dir``. Returns the record."""
+    ``write``; into ``out_dir`` the reliability diagrams, the record and report.md. Returns the record."""
     offline = OfflineEmbedder(repository)
     protocols: dict[str, Protocol] = {which: load_protocol(data_dir, which, config) for which in ("val", "test")}
     rankings = {which: {sp: ranked(offline, p, centroid_weight) for sp, p in protocol.species.items()}
@@ -115,6 +116,7 @@ def calibrate(repository: Path, data_dir: Path, centroid_weight: float = DEFAULT
         plot_reliability(out_dir / "reliability.png", {
             sp: {name: m["reliability"] for name, m in per.items()} for sp, per in measured.items()})
         (out_dir / "calibration.json").write_text(json.dumps({**record, "test_reliability": measured}, indent=2) + "\n")
+        (out_dir / "report.md").write_text(calibration_report(record))
     if write:
         write_card(repository, record)
     return record

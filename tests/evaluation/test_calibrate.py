@@ -43,6 +43,11 @@ def test_thresholds_are_the_best_on_validation_and_reach_the_matcher(repository:
         assert fits["top_candidate"]["a"] > 0 and fits["new_individual"]["a"] < 0, species
         assert 0 <= card["calibration"]["test_calibration"][species]["top_candidate"] <= 1
     assert (repository / "report" / "reliability.png").stat().st_size > 10_000
+    report = (repository / "report" / "report.md").read_text()
+    for species in record["test_calibration"]:
+        # Its ECE row, and a row per auto-accept target.
+        assert f"| {species} | {record['test_calibration'][species]['top_candidate']:.4f} |" in report
+        assert report.count(f"| {species} | 0.9") >= 3
     assert card["input_size"] == before["input_size"] and card["species"] == before["species"]
     matcher_view = load_model_thresholds(repository, fallback=0.9, temperature=0.05)
     assert matcher_view.by_species == record["new_individual_thresholds_by_species"]

@@ -8,19 +8,12 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from finprint.schemas.catalog import DuplicateDecision, DuplicatesFile, DuplicatesFiled, MergeRequest
-from services.catalog.adapters.db.models import DuplicatePair, Embedding, Individual, utcnow
+from services.catalog.adapters.db.models import DuplicatePair, Individual, utcnow
 from services.catalog.audit import service as audit
+from services.catalog.encounters.annotations.service import annotations_of_embeddings
 from services.catalog.individuals.curation import merge
 from services.catalog.shared.problems import Conflict, Invalid
 from services.catalog.shared.scoping import get_owned, select_owned
-
-
-def _annotations_of(session: Session, org_id: str, ids: set[str]) -> dict[str, str]:
-    """The annotation each id names: an annotation's own id, or the id of one of its embeddings (what the
-    matcher reports; an annotation's first embedding has its id, those of later model versions do not)."""
-    rows = session.execute(select(Embedding.id, Embedding.annotation_id).where(
-        Embedding.org_id == org_id, Embedding.id.in_(ids)))
-    return {embedding_id: annotation_id for embedding_id, annotation_id in rows}
 
 
 def file_pairs(session: Session, org_id: str, request: DuplicatesFile) -> DuplicatesFiled:
@@ -30,7 +23,7 @@ def file_pairs(session: Session, org_id: str, request: DuplicatesFile) -> Duplic
     existing = {(d.individual_a_id, d.individual_b_id): d for d in session.scalars(
         select(DuplicatePair).where(DuplicatePair.org_id == org_id, DuplicatePair.individual_a_id.in_(ids)))}
     counts = {"filed": 0, "updated": 0, "unchanged": 0, "skipped": 0}
-    annotation_of = _annotations_of(session, org_id, {p for pair in request.pairs
+    annotation_of = annotations_of_embeddings(session, org_id, {p for pair in request.pairs
                                                        for p in (pair.annotation_a_id, pair.annotation_b_id) if p})
     for pair in request.pairs:
         (a, photo_a), (b, photo_b) = sorted([(pair.individual_a_id, annotation_of.get(pair.annotation_a_id or "")),

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from finprint.schemas.catalog import DecisionRequest, IdentificationCreate, IdentificationOut
 from services.catalog.adapters.db.models import Annotation, Encounter, Identification, Individual, Media, utcnow
 from services.catalog.audit import service as audit
-from services.catalog.encounters.annotations.service import get_annotation
+from services.catalog.encounters.annotations.service import candidates_out, get_annotation
 from services.catalog.encounters.sightings.service import local_time
 from services.catalog.individuals.service import active_individual, assign, create_individual
 from services.catalog.shared.database import inserted
@@ -25,7 +25,7 @@ def create_identification(session: Session, org_id: str, request: Identification
     identification = Identification(
         org_id=org_id,
         annotation_id=annotation.id,
-        candidates=[c.model_dump() for c in request.candidates],
+        candidates=candidates_out(session, org_id, request.candidates),
         new_individual_probability=request.new_individual_probability,
         model_version=request.model_version,
     )
