@@ -8,11 +8,13 @@ failing service ends the call with a 503 and Retry-After, and nothing here write
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from finprint.problems import Problem
 from finprint.schemas.detector import DetectResponse, Detection
 from finprint.schemas.embedder import EmbedResponse
 from finprint.schemas.matcher import QueryResult
@@ -20,6 +22,8 @@ from services.gateway.adapters.catalog import CatalogClient
 from services.gateway.adapters.pipeline import DecodedPhoto, Pipeline, WrongModelVersion
 from services.gateway.adapters.uploads import Upload
 from services.gateway.domain.identify import species_group
+
+log = logging.getLogger("finprint.gateway")
 
 
 @dataclass
@@ -113,7 +117,21 @@ class VersionedEmbeddings:
         return self._vectors[version][animal]
 
     async def others(self, animal: int, kept: list[str], searched: str) -> dict[str, np.ndarray]:
-        return {v: (await self.of(v))[animal] for v in kept if v != searched}
+        """The animal's embeddings of the shard's other kept versions that the embedder still serves (one it
+        no longer serves, e.g. the previous version once retired, is left out: a rollback to it would miss
+        this photo, and docs/model-upgrades.md says to keep serving it while a rollback may be wanted)."""
+        vectors = {}
+        for version in kept:
+            if version == searched:
+                continue
+            try:
+                vectors[version] = (await self.of(version))[animal]
+            except Problem as problem:
+                if problem.slug != "model-version-not-served":
+                    raise
+                log.warning("a kept model version is not served; the photo is not embedded by it",
+                            extra={"fields": {"model_version": version}})
+        return vectors
 
 
 async def _search_serving(pipeline: Pipeline, org_id: str, group: str, animal: int, embeddings: VersionedEmbeddings,
