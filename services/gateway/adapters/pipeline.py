@@ -220,10 +220,18 @@ class Pipeline:
         served = EmbedderModel.model_validate(await self.embedder.get_json("/v1/model"))
         return f"{served.model.name}:{served.model.version}"
 
-    async def explain(self, query: Upload, candidate: Upload) -> ExplainResponse:
-        """The embedder's heatmaps of a pair of whole photos (as they are embedded: no box)."""
+    async def explain(self, query: Upload, candidate: Upload, model_version: str | None = None) -> ExplainResponse:
+        """The embedder's heatmaps of a pair of whole photos (as they are embedded: no box), by
+        ``model_version`` (the one that scored the candidate) while the embedder serves it, else by its
+        default version."""
         files = [("images", (photo.filename, photo.data, photo.content_type)) for photo in (query, candidate)]
-        response = await self.embedder.request("POST", "/v1/explain", files=files, idempotent=True)
+        try:
+            response = await self.embedder.request("POST", "/v1/explain", files=files, idempotent=True,
+                                                   params={"model_version": model_version} if model_version else None)
+        except Problem as problem:
+            if problem.status != 404 or not model_version:
+                raise
+            response = await self.embedder.request("POST", "/v1/explain", files=files, idempotent=True)
         return ExplainResponse.model_validate(response.json())
 
     def matcher_for(self, org_id: str, species_group: str) -> ServiceClient:

@@ -51,7 +51,7 @@ async def explain_candidate(pipeline: Pipeline, catalog: CatalogClient, org_id: 
     candidate_media = await _candidate_photo(catalog, org_id, candidate)
     query = await catalog.media_content(org_id, identification["media_id"])
     photo = await catalog.media_content(org_id, candidate_media)
-    explained = await pipeline.explain(query, photo)
+    explained = await pipeline.explain(query, photo, identification.get("model_version"))
     sides = {side: {"media_id": media_id, "heatmap": shown.heatmap, "overlay_png_base64": shown.overlay_png}
              for side, media_id, shown in zip(("query", "candidate"), (identification["media_id"], candidate_media),
                                               explained.photos)}
