@@ -356,6 +356,9 @@ class Candidate(Inbound):
     best_annotation_id: str | None = Field(
         None, description="The candidate's annotated photo closest to the animal under review (the one that gave "
         "the score): what an explanation compares it with.")
+    probability: float | None = Field(
+        None, ge=0, le=1, description="The first candidate's calibrated probability of being the animal under "
+        "review (the model card's fit for the species); null for the others, or without a calibration.")
 
 
 class IdentificationCreate(Inbound):
