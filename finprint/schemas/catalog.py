@@ -75,7 +75,7 @@ class OrganisationSettings(BaseModel):
     auto_accept_precision: float | None = Field(
         None, ge=0.5, le=1.0,
         description="Auto-accept: a match whose top candidate clears the species' cut for this precision target "
-        "(the lowest score cut whose precision on the model's validation individuals reaches it) is confirmed "
+        "(the lowest score cut from which the precision on the model's validation individuals stays at it) is confirmed "
         "without review, decided by `auto-accept`; null: off, every match waits for review.",
         examples=[0.99],
     )
@@ -356,6 +356,9 @@ class Candidate(Inbound):
     best_annotation_id: str | None = Field(
         None, description="The candidate's annotated photo closest to the animal under review (the one that gave "
         "the score): what an explanation compares it with.")
+    probability: float | None = Field(
+        None, ge=0, le=1, description="The first candidate's calibrated probability of being the animal under "
+        "review (the model card's fit for the species); null for the others, or without a calibration.")
 
 
 class IdentificationCreate(Inbound):

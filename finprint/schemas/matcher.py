@@ -137,7 +137,7 @@ class AutoAcceptCut(BaseModel):
 
     precision_target: float = Field(ge=0.5, le=1.0, examples=[0.99])
     cut: float | None = Field(
-        None, description="The lowest score cut whose precision on the validation individuals reaches the target; "
+        None, description="The lowest score cut from which the precision on the validation individuals stays at the target; "
         "null when none does (nothing is accepted then).", examples=[0.74])
     probability_cut: float | None = Field(
         None, description="The calibrated probability that the top candidate is the animal, at the cut.")

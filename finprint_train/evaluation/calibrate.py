@@ -133,8 +133,8 @@ def write_card(repository: Path, record: dict[str, Any]) -> None:
         "method": "platt on the top candidate's score, per species",
         "by_species": record["probabilities"],
         # Auto-accept: per species, the validation precision of taking the top candidate above each
-        # score cut; an organisation's precision target picks the lowest cut that reaches it.
-        "auto_accept": {"method": "lowest score cut whose validation precision reaches the target",
+        # score cut; an organisation's precision target picks the lowest cut from which it holds.
+        "auto_accept": {"method": "lowest score cut from which the validation precision stays at the target",
                         "by_species": record["auto_accept"]},
     }
     # Possible duplicates: two individuals whose galleries score at least the species' cut (finprint.galleries).

@@ -52,6 +52,10 @@ async def test_a_match_above_the_cut_is_confirmed_audited_and_reversible(on_post
     off = await identify_stored(gateway, contributor, reencoded(photos[0], 85))
     assert off["decision"] == "pending" and off["candidates"][0]["individual_id"] == "HW-1"
     assert off["top_candidate_probability"] > 0.5
+    # The review keeps the calibrated probability of its first candidate, for the reviewer to see.
+    review = (await gateway.get(f"/v1/identifications/{off['identification_id']}", headers=reviewer)).json()
+    assert review["candidates"][0]["probability"] == pytest.approx(off["top_candidate_probability"], abs=1e-6)
+    assert all(c["probability"] is None for c in review["candidates"][1:])
 
     assert (await gateway.put("/v1/settings", headers=contributor, json={"auto_accept_precision": 0.99})
             ).status_code == 403

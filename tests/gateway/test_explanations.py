@@ -92,6 +92,19 @@ async def test_a_candidate_is_explained_once_with_two_overlays(system: tuple[Emb
     assert again.json()["query"]["heatmap"] == explanation["query"]["heatmap"]
     assert embedder.paths.count("/v1/explain") == 1
 
+    # A review opened under a model version the embedder no longer serves is explained by the one it serves.
+    stored_review = (await gateway.get(f"/v1/identifications/{identification}", headers=viewer)).json()
+    older = await embedded.catalog.post(f"/v1/orgs/{stored_review['org_id']}/identifications", json={
+        "annotation_id": stored_review["annotation_id"], "model_version": "finprint_embedder:1",
+        "candidates": [{"individual_id": individual_id, "score": 0.7}]})
+    assert older.status_code == 201, older.text
+    by_default = await gateway.get(f"/v1/identifications/{older.json()['id']}/explanations/{individual_id}",
+                                  headers=viewer)
+    assert by_default.status_code == 200, by_default.text
+    assert by_default.json()["model_version"] == "finprint_embedder:2"
+    assert by_default.json()["candidate"]["media_id"] in gallery  # no photo named: the individual's first
+    assert embedder.paths.count("/v1/explain") == 3  # refused for version 1, then the default
+
     # Not a candidate, or another organisation's identification: not found.
     assert (await gateway.get(f"/v1/identifications/{identification}/explanations/HW-404",
                               headers=viewer)).status_code == 404

@@ -285,8 +285,9 @@ def enrol_annotations(analysis: Analysis, decision: dict | None, filed_under: st
             "other_embeddings": [{"model_version": v, "vector": encode_vector(x)} for v, x in others.items()],
             "candidates": [] if match is None else [
                 {"individual_id": c.individual_id, "score": c.score, "catalogue_code": codes.get(c.individual_id),
-                 "best_annotation_id": c.best_embedding_id}
-                for c in match.candidates
+                 "best_annotation_id": c.best_embedding_id,
+                 "probability": match.top_candidate_probability if rank == 0 else None}
+                for rank, c in enumerate(match.candidates)
             ],
             "new_individual_probability": 1.0 if match is None else match.new_individual,
             "decision": "pending",

@@ -3,7 +3,7 @@
 ``finprint calibrate`` fits, per species on the validation individuals, a Platt map from the top
 candidate's score to the probability that it is the animal, and measures the precision of taking
 the top candidate above each score cut. An organisation's precision target picks the lowest cut
-whose validation precision reaches it: a match above it may be confirmed without review. Both
+from which the validation precision stays at it: a match above it may be confirmed without review. Both
 hold only for the model version they were fitted on and for the scoring rule of the card.
 """
 
