@@ -117,10 +117,11 @@ class EmbedderRuntime:
         for served in self.served:
             await served.backend.close()
 
-    async def check_ready(self) -> None:
+    async def check_ready(self) -> dict[str, list[str]]:
         for served in self.served:
             await served.card()
             await served.backend.check_ready()
+        return {"served_versions": [served.model.key for served in self.served]}
 
     def select(self, model_version: str | None) -> ServedModel:
         """The served model of ``model_version`` (its number, or ``name:number``); None: the default."""

@@ -122,6 +122,8 @@ def _embeddings_by_version(rig: Rig) -> dict[str, tuple[int, int]]:
 
 def test_mixing_model_versions_in_one_search_is_refused(rig: Rig, versions: tuple[Path, str, str]) -> None:
     _, a, b = versions
+    embedder = httpx.get(f"{rig.system.urls['embedder']}/readyz", timeout=30).json()
+    assert embedder["checks"]["model"]["served_versions"] == [a, b]
     query = {"org_id": rig.gallery.id, "species_group": SPECIES, "queries": [[0.0] * 511 + [1.0]], "k": 5}
     with httpx.Client(base_url=rig.system.urls["matcher"], timeout=30) as matcher:
         assert matcher.post("/v1/search", json={**query, "model_version": a}).status_code == 200
