@@ -22,7 +22,14 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel
 
-from finprint.schemas.gateway import EncounterIdentifyResponse, IdentifyResponse, TokenResponse
+from finprint.schemas.catalog import AUTO_ACCEPT_ACTOR, ExplanationOut, OrganisationSettings
+from finprint.schemas.gateway import (
+    DuplicateScan,
+    EncounterIdentifyResponse,
+    IdentifyResponse,
+    PossibleDuplicate,
+    TokenResponse,
+)
 
 M = TypeVar("M", bound=BaseModel)
 ImageInput = Path | bytes
@@ -189,6 +196,40 @@ class FinprintClient:
     def review_queue(self, decision: str = "pending") -> Iterator[dict[str, Any]]:
         return self.paginate("/v1/identifications", {"decision": decision})
 
+    def auto_accepted(self) -> Iterator[dict[str, Any]]:
+        """The matches confirmed without review (auto-accept), which a reviewer may revise."""
+        return self.paginate("/v1/identifications", {"decision": "confirmed", "decided_by": AUTO_ACCEPT_ACTOR})
+
+    # --- possible duplicates ---------------------------------------------------------------------
+
+    def scan_duplicates(self, species: Sequence[str] | None = None) -> DuplicateScan:
+        """File pairs of individuals whose galleries are closer than the species' cut (reviewer)."""
+        return self._model(DuplicateScan, "POST", "/v1/duplicates:scan",
+                           json={"species": list(species)} if species else {})
+
+    def duplicates(self, status: str = "pending") -> Iterator[dict[str, Any]]:
+        """Possible duplicates, closest first: both individuals with their galleries (PossibleDuplicate)."""
+        return self.paginate("/v1/duplicates", {"status": status})
+
+    def merge_duplicate(self, pair_id: str, keep: str | None = None) -> PossibleDuplicate:
+        """One click: the other individual merges into ``keep`` (a catalogue code; default the pair's a)."""
+        return self._model(PossibleDuplicate, "POST", f"/v1/duplicates/{pair_id}:decide",
+                           json={"decision": "merged", **({"keep": keep} if keep else {})})
+
+    def dismiss_duplicate(self, pair_id: str) -> PossibleDuplicate:
+        return self._model(PossibleDuplicate, "POST", f"/v1/duplicates/{pair_id}:decide",
+                           json={"decision": "dismissed"})
+
+    # --- the organisation's settings (admin to change) ------------------------------------------
+
+    def settings(self) -> OrganisationSettings:
+        return self._model(OrganisationSettings, "GET", "/v1/settings")
+
+    def set_auto_accept(self, precision_target: float | None) -> OrganisationSettings:
+        """Confirm matches without review above the species' cut for ``precision_target``; None: off."""
+        return self._model(OrganisationSettings, "PUT", "/v1/settings",
+                           json={"auto_accept_precision": precision_target})
+
     def confirm(self, identification_id: str, individual: str) -> dict[str, Any]:
         return self._json("POST", f"/v1/identifications/{identification_id}:decide",
                           json={"decision": "confirmed", "individual_id": individual})
@@ -196,6 +237,10 @@ class FinprintClient:
     def declare_new(self, identification_id: str, catalogue_code: str, species: str) -> dict[str, Any]:
         return self._json("POST", f"/v1/identifications/{identification_id}:decide", json={
             "decision": "new_individual", "new_individual": {"catalogue_code": catalogue_code, "species": species}})
+
+    def explain(self, identification_id: str, candidate: str) -> ExplanationOut:
+        """Why ``candidate`` (a catalogue code) matches: a heatmap and a PNG overlay URL per photo."""
+        return self._model(ExplanationOut, "GET", f"/v1/identifications/{identification_id}/explanations/{candidate}")
 
     def reject(self, identification_id: str) -> dict[str, Any]:
         return self._json("POST", f"/v1/identifications/{identification_id}:decide", json={"decision": "rejected"})

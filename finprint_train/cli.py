@@ -154,7 +154,7 @@ def add_training_commands(subparsers: argparse._SubParsersAction) -> None:
                            help="how the matcher scores individuals (default: the evaluation's, 0.5)")
     calibrate.add_argument("--dry-run", action="store_true", help="print the thresholds, leave the card")
     calibrate.add_argument("--out", type=Path, default=None,
-                           help="folder for calibration.json and reliability.png (test protocol)")
+                           help="folder for calibration.json, report.md and reliability.png (test protocol)")
     _data_dir_arg(calibrate)
     calibrate.set_defaults(func=_run_calibrate)
 

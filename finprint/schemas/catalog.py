@@ -67,6 +67,24 @@ class OrganisationOut(_Out):
     created_at: datetime
 
 
+class OrganisationSettings(BaseModel):
+    """What an organisation chose for its catalogue."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    auto_accept_precision: float | None = Field(
+        None, ge=0.5, le=1.0,
+        description="Auto-accept: a match whose top candidate clears the species' cut for this precision target "
+        "(the lowest score cut whose precision on the model's validation individuals reaches it) is confirmed "
+        "without review, decided by `auto-accept`; null: off, every match waits for review.",
+        examples=[0.99],
+    )
+
+
+class OrganisationSettingsUpdate(OrganisationSettings, Inbound):
+    updated_by: str = Field(min_length=1, max_length=200, description="Who changed the settings (audited).")
+
+
 class UserCreate(Inbound):
     email: str = Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$", max_length=320, examples=["ana@whales.org"])
     display_name: str = Field(min_length=1, max_length=200)
@@ -335,6 +353,9 @@ class Candidate(Inbound):
     individual_id: str
     score: float = Field(examples=[0.83])
     catalogue_code: str | None = None
+    best_annotation_id: str | None = Field(
+        None, description="The candidate's annotated photo closest to the animal under review (the one that gave "
+        "the score): what an explanation compares it with.")
 
 
 class IdentificationCreate(Inbound):
@@ -380,6 +401,103 @@ class IdentificationOut(_OrgRowOut):
     location_name: str | None = Field(None, description="Where it was taken.")
 
 
+# --- explanations: why a candidate matches ------------------------------------------------------
+
+Heatmap = list[list[float]]
+
+
+class ExplainedPhotoIn(Inbound):
+    media_id: str
+    heatmap: Heatmap = Field(description="[grid][grid], as the embedder's POST /v1/explain answers it.")
+    overlay_png_base64: str = Field(description="The PNG overlay, base64.")
+
+
+class ExplanationCreate(Inbound):
+    """An explanation computed by the embedder, to keep (the object store) for whoever asks next."""
+
+    model_version: str
+    similarity: float
+    grid: int = Field(ge=1, le=64)
+    window: int = Field(ge=1, le=64)
+    query: ExplainedPhotoIn
+    candidate: ExplainedPhotoIn
+
+
+class ExplainedPhoto(BaseModel):
+    media_id: str
+    heatmap: Heatmap
+    overlay_url: str = Field(description="A presigned download URL of the PNG overlay (expires with `expires_at`).")
+
+
+class ExplanationOut(BaseModel):
+    """Why a candidate matches the animal under review: a heatmap per photo, and their overlays side by side."""
+
+    identification_id: str
+    individual_id: str = Field(description="The candidate individual.")
+    model_version: str
+    similarity: float = Field(description="Cosine similarity of the two photos' embeddings.")
+    grid: int
+    window: int
+    query: ExplainedPhoto = Field(description="The photo under review.")
+    candidate: ExplainedPhoto = Field(description="The candidate's photo it was compared with.")
+    expires_at: datetime
+
+
+# --- possible duplicates: individuals catalogued twice ------------------------------------------
+
+DuplicateStatus = Literal["pending", "merged", "dismissed"]
+
+
+class DuplicatePairIn(Inbound):
+    individual_a_id: str
+    individual_b_id: str
+    score: float = Field(ge=-1, le=1, description="Their galleries' score (finprint.galleries).")
+    annotation_a_id: str | None = Field(None, description="The photo of a in the closest pair: its annotation, "
+                                        "or the embedding the matcher names (it is resolved to its annotation).")
+    annotation_b_id: str | None = None
+
+
+class DuplicatesFile(Inbound):
+    """Pairs a duplicates scan found above its species' cut, to file into the review queue."""
+
+    species: str
+    model_version: str
+    pairs: list[DuplicatePairIn] = Field(max_length=10_000)
+    filed_by: str = Field(min_length=1, max_length=200)
+
+
+class DuplicatesFiled(BaseModel):
+    filed: int = Field(description="New pairs, now waiting for review.")
+    updated: int = Field(description="Pairs already waiting: their score is the new one.")
+    unchanged: int = Field(description="Pairs a reviewer merged or dismissed already: not filed again.")
+    skipped: int = Field(description="Pairs of an individual merged meanwhile, or of two species.")
+
+
+class DuplicatePairOut(_OrgRowOut):
+    species: str = Field(validation_alias=AliasChoices("species_key", "species"))
+    individual_a_id: str
+    individual_b_id: str
+    score: float
+    model_version: str
+    annotation_a_id: str | None
+    annotation_b_id: str | None
+    status: DuplicateStatus
+    decided_by: str | None
+    decided_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class DuplicateDecision(Inbound):
+    """``merged``: everything of the other individual moves into ``keep`` (a by default), as
+    ``individuals:merge`` does; ``dismissed``: two animals after all, not filed again."""
+
+    decision: Literal["merged", "dismissed"]
+    keep: str | None = Field(None, description="For `merged`: the individual that stays, a or b.")
+    decided_by: str = Field(min_length=1, max_length=200)
+    reason: str | None = Field(None, max_length=2000)
+
+
 # --- enrolment (one transaction) ---------------------------------------------------------------
 
 ENROL_PHOTOS_MAX = 100
@@ -388,6 +506,21 @@ ENROL_PHOTOS_MAX = 100
 class ImageIn(Inbound):
     content_base64: str
     filename: str | None = None
+
+
+AUTO_ACCEPT_ACTOR = "auto-accept"
+"""Who decided an identification confirmed without review (``decided_by``, the audit's actor)."""
+
+
+class AutoAccepted(Inbound):
+    """Why an annotation was confirmed without review: its match cleared the organisation's cut."""
+
+    score: float = Field(description="The top candidate's score.")
+    probability: float | None = Field(None, ge=0, le=1, description="Calibrated P(top candidate is the animal).")
+    precision_target: float = Field(ge=0.5, le=1)
+    cut: float = Field(description="The species' score cut for the target (validation individuals).")
+    probability_cut: float | None = Field(None, ge=0, le=1)
+    validation_precision: float | None = Field(None, ge=0, le=1)
 
 
 class EnrolAnnotation(Inbound):
@@ -404,6 +537,14 @@ class EnrolAnnotation(Inbound):
     individual_id: str | None = Field(None, description="For `confirmed`: the individual.")
     new_individual: IndividualCreate | None = Field(None, description="For `new_individual`.")
     decided_by: str | None = None
+    auto_accept: AutoAccepted | None = Field(
+        None, description="A `confirmed` decision taken without review: why (audited as `auto_accepted`).")
+
+    @model_validator(mode="after")
+    def _auto_accept_confirms(self) -> EnrolAnnotation:
+        if self.auto_accept is not None and self.decision != "confirmed":
+            raise ValueError("auto_accept comes only with a confirmed decision")
+        return self
 
 
 class PhotoFile(Inbound):
@@ -494,6 +635,11 @@ class AuditEntryOut(_Out):
     actor: str | None
     details: dict
     created_at: datetime
+
+
+REEMBED_JOB_KIND = "reembed"
+"""``options.kind`` of an ingest job re-embedding stored photos with ``options.model_version`` (the catalog's
+model_versions domain creates them; the gateway's workers run them)."""
 
 
 class IngestJobCreate(Inbound):

@@ -51,3 +51,22 @@ class EmbedderModel(BaseModel):
     served_versions: list[str] = Field(
         [], description="Every model version this embedder serves (`?model_version=` picks one).",
         examples=[["finprint_embedder:2", "finprint_embedder:3"]])
+
+
+class ExplainedPhoto(BaseModel):
+    """Which regions of one photo of the pair drive the similarity."""
+
+    heatmap: list[list[float]] = Field(
+        description="[grid][grid], rows top to bottom over the photo as the model sees it (letterbox bars trimmed): "
+        "the mean drop of the pair's cosine similarity when a window covering that cell is hidden.")
+    overlay_png: str = Field(description="Base64 of a PNG: the photo, tinted red where the heatmap is high.")
+
+
+class ExplainResponse(BaseModel):
+    """Why two photos match (sliding occlusion, services/embedder/domain/explain.py)."""
+
+    model: ModelInfo
+    similarity: float = Field(description="Cosine similarity of the two photos' embeddings.")
+    grid: int = Field(description="Cells per side of the lattice the heatmaps are on.")
+    window: int = Field(description="Cells per side of the square hidden at a time.")
+    photos: list[ExplainedPhoto] = Field(description="The query's, then the candidate's.")

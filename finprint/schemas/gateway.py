@@ -29,7 +29,8 @@ class IdentifyResult(BaseModel):
     detection_score: float = Field(examples=[0.98])
     species: list[SpeciesScore] = Field(description="Species probabilities, best first.")
     candidates: list[IdentifyCandidate] = Field(description="Up to 5 catalogued individuals, best first.")
-    new_individual: float = Field(ge=0, le=1, description="Probability that this is an individual not yet catalogued.")
+    new_individual: float = Field(ge=0, le=1, description="Probability that this is an individual not yet catalogued: "
+                                  "the model card's calibrated fit for the species where it has one.")
     ranking: list[str] = Field(
         description="Five labels as a Happywhale/Kaggle MAP@5 submission lists them: catalogue codes, with "
         "`new_individual` placed by the calibrated threshold.",
@@ -38,7 +39,13 @@ class IdentifyResult(BaseModel):
     model_version: str | None = Field(
         None, description="The embedder version whose index answered: the version the species' shard serves "
         "(`GET /v1/model`).", examples=["finprint_embedder:2"])
+    top_candidate_probability: float | None = Field(
+        None, ge=0, le=1, description="Calibrated probability that the first candidate is this animal (the model "
+        "card's fit for the species, on the validation individuals); null without candidates or calibration.",
+        examples=[0.97])
     identification_id: str | None = Field(None, description="Set when stored for review (store=true).")
+    decision: str | None = Field(None, description="When stored: `pending` (waits for review), or `confirmed` "
+                                 "when auto-accepted (the organisation's precision target).")
 
 
 class IdentifyModels(BaseModel):
@@ -69,6 +76,7 @@ class FusedIdentification(BaseModel):
     species: list[SpeciesScore] = Field(description="Species probabilities averaged over the photos used, best first.")
     candidates: list[IdentifyCandidate] = Field(description="Up to 5 catalogued individuals, best first.")
     new_individual: float = Field(ge=0, le=1)
+    top_candidate_probability: float | None = Field(None, ge=0, le=1)
     ranking: list[str] = Field(description="Five labels, as for one photo.")
     photos_used: int = Field(description="Photos in which a cetacean was found (the others are left out).")
 
@@ -89,3 +97,44 @@ class TokenResponse(BaseModel):
 
 class RefreshRequest(BaseModel):
     refresh_token: str
+
+
+class DuplicateSide(BaseModel):
+    """One of two individuals that may be one animal, with its gallery, to look at side by side."""
+
+    id: str = Field(description="The individual's catalogue id.")
+    catalogue_code: str | None = Field(examples=["HW-0042"])
+    name: str | None = None
+    status: str = Field(description="active, or merged (decided since the pair was filed).")
+    photos: list[str] = Field(description="Media ids of its photos (up to 6), the one closest to the other first.")
+
+
+class PossibleDuplicate(BaseModel):
+    """Two individuals of one species whose galleries are closer than the species' calibrated cut."""
+
+    id: str
+    species: str
+    score: float = Field(description="Their galleries' score (finprint.galleries): the cut is on the model card.")
+    model_version: str
+    status: str = Field(description="pending, merged or dismissed.")
+    a: DuplicateSide
+    b: DuplicateSide
+    merge: str = Field(description="The one-click merge: POST this path with {\"decision\": \"merged\"} "
+                       "(a stays; `keep` chooses b) or {\"decision\": \"dismissed\"}.")
+    decided_by: str | None = None
+    decided_at: str | None = None
+
+
+class DuplicateScanSpecies(BaseModel):
+    cut: float | None = Field(description="The species' cut (model card); null: not calibrated, nothing filed.")
+    individuals: int = Field(description="Individuals compared.")
+    found: int = Field(description="Pairs at or above the cut.")
+    filed: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+
+
+class DuplicateScan(BaseModel):
+    model_version: str
+    species: dict[str, DuplicateScanSpecies] = Field(description="Per species with an index.")

@@ -63,6 +63,11 @@ class SearchRequest(IndexKey):
         "(finprint.schemas.embeddings.encode_vector).",
     )
     k: int = Field(5, ge=1, le=MAX_K, description="How many candidate individuals to return per query.")
+    precision_target: float | None = Field(
+        None, ge=0.5, le=1.0,
+        description="The organisation's auto-accept precision target: each result then says the species' cut "
+        "for it (from the model card) and whether the top candidate clears it.",
+    )
 
     @field_validator("queries")
     @classmethod
@@ -127,12 +132,28 @@ class Candidate(BaseModel):
     )
 
 
+class AutoAcceptCut(BaseModel):
+    """Whether a top candidate may be confirmed without review, under a precision target."""
+
+    precision_target: float = Field(ge=0.5, le=1.0, examples=[0.99])
+    cut: float | None = Field(
+        None, description="The lowest score cut whose precision on the validation individuals reaches the target; "
+        "null when none does (nothing is accepted then).", examples=[0.74])
+    probability_cut: float | None = Field(
+        None, description="The calibrated probability that the top candidate is the animal, at the cut.")
+    validation_precision: float | None = Field(None, description="The precision measured at the cut.")
+    validation_coverage: float | None = Field(None, description="The share of validation queries above the cut.")
+    accepted: bool = Field(description="The top candidate's score is at or above the cut.")
+
+
 class QueryResult(BaseModel):
     candidates: list[Candidate] = Field(description="Up to k individuals, best first.")
     new_individual: float = Field(
         ge=0.0,
         le=1.0,
-        description="Probability that the query shows an individual not in this index.",
+        description="Probability that the query shows an individual not in this index: the model card's "
+        "calibrated fit (probability_calibration) for the species and model version, else a logistic in the "
+        "top score, 0.5 at the threshold.",
         examples=[0.12],
     )
     ranking: list[str] = Field(
@@ -143,6 +164,41 @@ class QueryResult(BaseModel):
         examples=[["ind-00042", NEW_INDIVIDUAL, "ind-00007", "ind-00311", "ind-00005"]],
     )
     threshold: float = Field(description="The new-individual threshold (cosine similarity) applied.")
+    top_candidate_probability: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Calibrated probability that the top candidate is the animal (the model card's fit for the "
+        "species); null without candidates or without a calibration for the model version and species.",
+        examples=[0.97],
+    )
+    auto_accept: AutoAcceptCut | None = Field(
+        None, description="Given a precision_target: the cut and whether the top candidate clears it.")
+
+
+class DuplicatesRequest(IndexKey):
+    """Pairs of individuals of one index whose galleries are so close they may be one animal."""
+
+    min_score: float | None = Field(
+        None, ge=-1.0, le=1.0,
+        description="Report pairs scoring at least this; null: the species' cut from the model card "
+        "(no cut there: no pairs).")
+    limit: int = Field(100, ge=1, le=10_000, description="At most this many pairs, best first.")
+
+
+class DuplicatePair(BaseModel):
+    individual_a: str = Field(description="The lower id of the two.")
+    individual_b: str
+    score: float = Field(description="(1 - w) * the best cosine between a photo of each + w * their galleries' "
+                         "centroid cosine, w the card's centroid weight (finprint.galleries).")
+    best_photo_similarity: float
+    centroid_similarity: float
+    embedding_a: str = Field(description="The photo (embedding) of a in the best pair.")
+    embedding_b: str
+
+
+class DuplicatesResponse(BaseModel):
+    cut: float | None = Field(description="The score cut applied; null: none (nothing reported).")
+    individuals: int = Field(description="Individuals compared.")
+    pairs: list[DuplicatePair] = Field(description="Best first.")
 
 
 IndexKind = Literal["flat", "ivf"]

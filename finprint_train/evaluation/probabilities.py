@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from finprint.cuts import lowest_lasting_cut
 from finprint_train.metrics import NEW_INDIVIDUAL, Ranking
 
 
@@ -98,6 +99,48 @@ def plot_reliability(path: Path, diagrams: dict[str, dict[str, list[dict[str, fl
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+AUTO_ACCEPT_CUTS = np.round(np.arange(0.2, 1.0001, 0.01), 2)
+"""Score cuts on which the validation precision of accepting the top candidate is measured."""
+AUTO_ACCEPT_TARGETS = (0.9, 0.95, 0.99)
+"""Precision targets whose test precision and coverage the calibration records."""
+
+
+def precision_curve(val: QueryOutcomes) -> dict[str, list[float]]:
+    """Per score cut: the precision of taking the top candidate of every query scoring at least the cut
+    (a new animal above the cut counts as wrong: auto-accepting it would file it under another), and the
+    share of queries above it (coverage). Cuts no query reaches are left out."""
+    cuts, precision, coverage = [], [], []
+    for cut in AUTO_ACCEPT_CUTS:
+        above = val.top_score >= cut
+        if above.any():
+            cuts.append(float(cut))
+            precision.append(round(float(val.top_correct[above].mean()), 4))
+            coverage.append(round(float(above.mean()), 4))
+    return {"cuts": cuts, "precision": precision, "coverage": coverage}
+
+
+def cut_for(curve: dict[str, list[float]], target: float) -> float | None:
+    """The lowest score cut whose validation precision reaches ``target`` and stays there at every
+    higher cut (:func:`finprint.cuts.lowest_lasting_cut`); None when none does."""
+    index = lowest_lasting_cut(curve["precision"], target)
+    return None if index is None else curve["cuts"][index]
+
+
+def at_cut(test: QueryOutcomes, cut: float | None) -> dict[str, float | int | None]:
+    """What auto-accepting above ``cut`` does on other queries: precision, coverage, queries accepted."""
+    if cut is None:
+        return {"cut": None, "precision": None, "coverage": 0.0, "accepted": 0}
+    above = test.top_score >= cut
+    return {"cut": cut, "precision": round(float(test.top_correct[above].mean()), 4) if above.any() else None,
+            "coverage": round(float(above.mean()), 4), "accepted": int(above.sum())}
+
+
+def auto_accept_record(val: QueryOutcomes, test: QueryOutcomes) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """The validation curve (for the card) and, per target, its cut's precision and coverage on test."""
+    curve = precision_curve(val)
+    return curve, {str(t): at_cut(test, cut_for(curve, t)) for t in AUTO_ACCEPT_TARGETS}
 
 
 def species_calibration(val: QueryOutcomes, test: QueryOutcomes) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import Annotated, Any
 
@@ -11,12 +12,13 @@ import orjson
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from finprint.imaging import Box, ImageLimits, load_model_input
+from finprint.imaging import Box, ImageLimits, ModelInput, load_model_input
 from finprint.problems import InvalidImage, Problem
-from finprint.schemas.embedder import EmbedderModel, EmbeddingEncoding, EmbedResponse
+from finprint.schemas.embedder import EmbedderModel, EmbeddingEncoding, EmbedResponse, ExplainedPhoto, ExplainResponse
 from finprint.schemas.embeddings import encode_vector
 from finprint.schemas.pixels import InvalidPixels, pixels_route_docs, read_pixels_request
 from services.embedder.dependencies import EmbedderRuntime, ServedModel, embedder_runtime
+from services.embedder.domain import explain as explaining
 from services.embedder.domain.model import EmbedderCard, ranked_species
 
 router = APIRouter(prefix="/v1", tags=["embedder"])
@@ -63,10 +65,15 @@ def _bad_boxes(detail: str) -> Problem:
 
 async def _model_input(upload: UploadFile, box: Box | None, card: EmbedderCard, limits: ImageLimits,
                        position: int) -> np.ndarray:
+    return (await _decoded(upload, box, card, limits, position)).pixels
+
+
+async def _decoded(upload: UploadFile, box: Box | None, card: EmbedderCard, limits: ImageLimits,
+                   position: int) -> ModelInput:
     data = await upload.read()
     try:
-        return (await run_in_threadpool(load_model_input, data, card.input_size, limits, box,
-                                        trim_letterbox=card.trim_letterbox)).pixels
+        return await run_in_threadpool(load_model_input, data, card.input_size, limits, box,
+                                       trim_letterbox=card.trim_letterbox)
     except Problem as problem:
         # Which part failed matters when a request carries many crops.
         problem.detail = f"images[{position}] ({upload.filename or 'unnamed'}): {problem.detail}"
@@ -172,3 +179,54 @@ async def embed_pixels(
         runtime.rejected.labels("invalid-pixels").inc()
         raise
     return await _embedded(runtime, served, card, pixels, embedding_encoding)
+
+
+@router.post(
+    "/explain",
+    response_model=ExplainResponse,
+    summary="Why two photos match: a heatmap per photo of the regions that drive their similarity",
+    responses=_PROBLEMS,
+)
+async def explain(
+    images: Annotated[list[UploadFile], File(description="Exactly two file parts: the query, then the candidate.")],
+    runtime: Annotated[EmbedderRuntime, Depends(embedder_runtime)],
+    boxes: Annotated[str | None, Form(description="As for /v1/embed: null or [x0, y0, x1, y1] per image.")] = None,
+    grid: Annotated[int, Query(ge=4, le=16, description="Cells per side of the heatmaps.")] = explaining.DEFAULT_GRID,
+    window: Annotated[int, Query(ge=1, le=4, description="Cells per side hidden at a time.")]
+    = explaining.DEFAULT_WINDOW,
+    model_version: ModelVersion = None,
+) -> ExplainResponse:
+    """Sliding occlusion: each photo is embedded again with every placement of a window hidden, and a
+    cell scores the mean drop of the cosine to the other photo; ``2 + 2 (grid - window + 1)^2`` model
+    inputs (100 at the defaults), so it is for a reviewer's one pair, not for bulk use."""
+    if len(images) != 2:
+        raise Problem(422, f"Send exactly two images (the query and the candidate), not {len(images)}.",
+                      slug="validation-error", errors=[{"field": "images", "message": "two files", "type": "value_error"}])
+    if window >= grid:
+        raise Problem(422, "The window must be smaller than the grid.", slug="validation-error",
+                      errors=[{"field": "window", "message": "smaller than grid", "type": "value_error"}])
+    served = runtime.select(model_version)
+    card = await served.card()
+    limits = runtime.settings.image_limits()
+    crops = parse_boxes(boxes, 2)
+    try:
+        inputs = [await _decoded(upload, box, card, limits, i) for i, (upload, box) in enumerate(zip(images, crops))]
+    except InvalidImage as problem:
+        runtime.rejected.labels(problem.extensions["reason"]).inc()
+        raise
+    placements = explaining.windows(grid, window)
+    pixels = [i.pixels for i in inputs]
+    batch = np.concatenate([np.stack(pixels), *(explaining.occluded_inputs(p, grid, placements) for p in pixels)])
+    embeddings, _ = await runtime.embed(served, batch)
+    query, candidate = embeddings[0], embeddings[1]
+    similarity = float(query @ candidate)
+    n = len(placements)
+    occluded = {0: embeddings[2:2 + n] @ candidate, 1: embeddings[2 + n:] @ query}
+    photos = []
+    for side, decoded in enumerate(inputs):
+        heat = explaining.occlusion_map(similarity, occluded[side], grid, placements)
+        x0, y0, x1, y1 = decoded.region
+        png = await run_in_threadpool(explaining.overlay_png, decoded.pixels, heat, max(1.0, x1 - x0) / max(1.0, y1 - y0))
+        photos.append(ExplainedPhoto(heatmap=np.round(heat, 6).tolist(), overlay_png=base64.b64encode(png).decode()))
+    return ExplainResponse(model=served.model, similarity=round(similarity, 6), grid=grid, window=window,
+                           photos=photos)

@@ -50,7 +50,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             if settings.embedded_worker:
-                await stack.enter_async_context(background_worker(settings, transports))
+                await stack.enter_async_context(background_worker(settings, transports, app.state.service.metrics))
             yield
         await peers.aclose()
 

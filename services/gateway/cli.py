@@ -1,10 +1,16 @@
-"""Gateway commands of the ``finprint`` CLI: bulk ingestion.
+"""Gateway commands of the ``finprint`` CLI: bulk ingestion, and the possible-duplicates scan.
 
     finprint worker [--job-id ID] [--worker-id NAME]
         An ingest worker. It reaches the services through the gateway's settings (FINPRINT_GATEWAY_*:
         detector, embedder, matcher and catalog URLs), so any number run on any machine. With
         --job-id it exits 0 once that job has no item left; otherwise it runs until SIGTERM/SIGINT,
         finishing the items in hand first.
+
+    finprint duplicates [--org SLUG ...] [--species KEY ...]
+        The possible-duplicates scan (the nightly CronJob, deploy/k8s/jobs/duplicates-cronjob.yaml): for
+        every organisation (or those named), individuals of each species whose galleries are closer than
+        the model card's cut are filed into the review queue. Reaches the services through the gateway's
+        settings, as the worker does; prints one JSON line per organisation, and exits 1 if any failed.
 
     finprint ingest --manifest FILE.csv --images DIR --url URL --api-key KEY
         Creates a job from the manifest, uploads the photos it names (relative to DIR), shows a
@@ -27,14 +33,22 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+from prometheus_client import start_http_server
 from tqdm import tqdm
 
 from finprint.logs import configure_logging
+from finprint.metrics import ServiceMetrics
+from finprint.problems import Problem
+from services.gateway.adapters.catalog import CatalogClient
+from services.gateway.adapters.peers import Peers
+from services.gateway.adapters.pipeline import Pipeline
+from services.gateway.application import duplicates
 from services.gateway.ingest.manifest import read_manifest
 from services.gateway.ingest.progress import job_progress, summary
 from services.gateway.ingest.runner import worker_from_settings
@@ -46,13 +60,16 @@ FINISHED = {"completed", "failed", "cancelled"}
 
 # --- finprint worker ----------------------------------------------------------------------------
 
-async def _work(job_id: str | None, worker_id: str | None) -> int:
+async def _work(job_id: str | None, worker_id: str | None, metrics_port: int | None) -> int:
     settings = GatewaySettings()
+    metrics = ServiceMetrics("worker")
+    if metrics_port is not None:  # Prometheus scrapes the worker's items and stage times here
+        start_http_server(metrics_port, registry=metrics.registry)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with worker_from_settings(settings, job_id=job_id, worker_id=worker_id) as worker:
+    async with worker_from_settings(settings, job_id=job_id, worker_id=worker_id, metrics=metrics) as worker:
         started = time.perf_counter()
         await worker.run(stop)
         elapsed = time.perf_counter() - started
@@ -64,7 +81,45 @@ async def _work(job_id: str | None, worker_id: str | None) -> int:
 def _cmd_worker(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     job_id = Path(args.job_id_file).read_text().strip() if args.job_id_file else args.job_id
-    return asyncio.run(_work(job_id, args.worker_id))
+    return asyncio.run(_work(job_id, args.worker_id, args.metrics_port))
+
+
+# --- finprint duplicates ------------------------------------------------------------------------
+
+DUPLICATES_ACTOR = "duplicates-scan"
+
+
+async def scan_duplicates(slugs: list[str], species: list[str] | None,
+                          transports: Mapping[str, httpx.AsyncBaseTransport] | None = None) -> int:
+    """The scan of every organisation (or those of ``slugs``); ``transports``: the services in process."""
+    settings = GatewaySettings()
+    peers = Peers.from_settings(settings, transports)
+    failures = 0
+    try:
+        catalog = CatalogClient(peers.catalog)
+        pipeline = Pipeline.for_peers(peers, settings)
+        organisations = await catalog.forward("GET", "/v1/orgs")
+        if slugs:
+            organisations = [o for o in organisations if o["slug"] in slugs]
+            missing = sorted(set(slugs) - {o["slug"] for o in organisations})
+            if missing:
+                print(json.dumps({"error": f"unknown organisations: {', '.join(missing)}"}), flush=True)
+                failures += 1
+        for organisation in organisations:
+            try:
+                found = await duplicates.scan(pipeline, catalog, organisation["id"], DUPLICATES_ACTOR, species)
+                print(json.dumps({"org": organisation["slug"], **found.model_dump()}), flush=True)
+            except Problem as problem:  # one organisation's failure does not stop the others' scans
+                failures += 1
+                print(json.dumps({"org": organisation["slug"], "error": problem.detail}), flush=True)
+    finally:
+        await peers.aclose()
+    return 1 if failures else 0
+
+
+def _cmd_duplicates(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
+    return asyncio.run(scan_duplicates(args.org or [], args.species))
 
 
 # --- finprint ingest ----------------------------------------------------------------------------
@@ -185,8 +240,17 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     worker.add_argument("--job-id-file", default=None, help="read --job-id from this file (written by "
                         "`finprint models reembed --job-id-file`)")
     worker.add_argument("--worker-id", default=None, help="name in the leases (default: host:pid)")
+    worker.add_argument("--metrics-port", type=int, default=None,
+                        help="serve Prometheus metrics (items, seconds per stage) on this port")
     worker.add_argument("--log-level", default="INFO")
     worker.set_defaults(func=_cmd_worker)
+
+    scan = subparsers.add_parser("duplicates", help="file possible duplicate individuals for review "
+                                 "(settings: FINPRINT_GATEWAY_*)")
+    scan.add_argument("--org", action="append", help="an organisation's slug (repeat; default: every organisation)")
+    scan.add_argument("--species", action="append", help="a species key (repeat; default: every species)")
+    scan.add_argument("--log-level", default="INFO")
+    scan.set_defaults(func=_cmd_duplicates)
 
     ingest = subparsers.add_parser("ingest", help="ingest the photos a CSV manifest lists (bulk job)")
     ingest.add_argument("--manifest", required=True, help="CSV: image (required), observed_at, latitude, "

@@ -14,6 +14,8 @@ from finprint.schemas.matcher import (
     BatchUpsertRequest,
     BatchUpsertResponse,
     DeleteResult,
+    DuplicatesRequest,
+    DuplicatesResponse,
     IndexesResponse,
     OrgThresholds,
     Reconciliation,
@@ -78,6 +80,16 @@ async def search(body: SearchRequest, runtime: Runtime) -> SearchResponse:
         raise _version_mismatch(exc) from None
     except InvalidVector as exc:
         raise _invalid_vector(exc) from None
+
+
+@router.post("/duplicates", summary="Pairs of individuals whose galleries are so close they may be one animal")
+async def duplicates(body: DuplicatesRequest, runtime: Runtime) -> DuplicatesResponse:
+    try:
+        return await runtime.duplicates(body)
+    except NotOwned as exc:
+        raise _wrong_shard(exc) from None
+    except VersionMismatch as exc:
+        raise _version_mismatch(exc) from None
 
 
 @router.put("/embeddings/{embedding_id}", summary="Insert or replace one embedding (idempotent)")

@@ -27,6 +27,8 @@ from finprint.objectstore import ObjectStoreError
 from finprint.problems import DependencyUnavailable, Problem
 from finprint.schemas.embeddings import EmbeddingRecord, EmbeddingSummary, IndexKey, MembershipDigest
 from finprint.schemas.matcher import (
+    DuplicatesRequest,
+    DuplicatesResponse,
     IndexDifference,
     Reconciliation,
     SearchRequest,
@@ -38,6 +40,7 @@ from services.matcher.adapters.catalog import CatalogEmbeddings
 from services.matcher.adapters.snapshots import SnapshotStore
 from services.matcher.domain.gallery import Gallery, KeyTuple, ShardOwnership, WriteOutcome, key_model
 from services.matcher.domain.index import IndexPolicy
+from services.matcher.domain.matching import duplicates as find_duplicates
 from services.matcher.domain.matching import identify
 from services.matcher.domain.placement import Placement
 from services.matcher.domain.thresholds import ThresholdBook
@@ -421,6 +424,10 @@ class MatcherRuntime:
         self.metrics.search_seconds.labels(response.index.kind).observe(time.perf_counter() - started)
         self.metrics.queries.inc(request.count)
         return response
+
+    async def duplicates(self, request: DuplicatesRequest) -> DuplicatesResponse:
+        """A nightly job's question, over a whole index: run with the search threads, off the event loop."""
+        return await in_worker(self.config.omp_threads, find_duplicates, self.gallery, self.thresholds, request)
 
     async def upsert(self, records: Sequence[EmbeddingRecord]) -> list[WriteOutcome]:
         """Direct writes (the gateway's push); the change log brings the same changes again, harmlessly."""

@@ -37,7 +37,7 @@ def test_auto_migrate_prepares_an_empty_database(tmp_path: Path) -> None:
         assert client.get("/readyz").json()["ready"] is True
         species = client.get("/v1/species").json()
         assert "humpback_whale" in {s["key"] for s in species}
-    assert migrate.current_revision(make_engine(settings.database_url)) == "0004"
+    assert migrate.current_revision(make_engine(settings.database_url)) == "0005"
 
 
 def test_images_go_to_the_s3_bucket_and_download_through_presigned_urls(

@@ -206,3 +206,28 @@ def test_an_unavailable_database_is_a_503_with_retry_after(tmp_path: Path) -> No
         assert response.headers["Retry-After"]
         assert response.json()["dependency"] == "database"
         assert client.get("/readyz").status_code == 503
+
+
+def test_a_candidates_photo_is_named_by_its_annotation_whatever_embedding_the_matcher_saw(cat: Catalogue) -> None:
+    """The matcher names the embedding that gave a candidate's score; after a model upgrade that is not the
+    annotation's id, and an explanation needs the photo: the identification keeps the annotation."""
+    def photo(seed: int, **annotation: object) -> dict:
+        return {"image": {"content_base64": base64.b64encode(jpeg(40 + seed)).decode(), "filename": f"C{seed}.jpg"},
+                "annotations": [{"box": BOX, "species": "humpback_whale",
+                                 "embedding": {"model_version": "finprint_embedder:1", "vector": vector(40 + seed)},
+                                 **annotation}]}
+
+    known = cat.post("/enrolments", {"encounter": {}, "photos": [photo(1, decision="new_individual", new_individual={
+        "catalogue_code": "HW-SEEN", "species": "humpback_whale"})]})
+    annotation_id, individual_id = known["annotations"][0]["id"], known["new_individuals"][0]["id"]
+    upgraded = cat.client.put(cat.url(f"/annotations/{annotation_id}/embeddings"),
+                              json={"model_version": "finprint_embedder:9", "vector": vector(49)})
+    assert upgraded.status_code == 200, upgraded.text
+    embedding_id = upgraded.json()["embedding_id"]
+    assert embedding_id != annotation_id
+    candidates = [{"individual_id": individual_id, "score": 0.8, "best_annotation_id": embedding_id},
+                  {"individual_id": individual_id, "score": 0.7, "best_annotation_id": annotation_id},
+                  {"individual_id": individual_id, "score": 0.6, "best_annotation_id": "no-such-photo"}]
+    queried = cat.post("/enrolments", {"encounter": {}, "photos": [photo(2, candidates=candidates)]})
+    kept = queried["identifications"][0]["candidates"]
+    assert [c["best_annotation_id"] for c in kept] == [annotation_id, annotation_id, None]

@@ -42,7 +42,7 @@ def _drift(engine: Engine) -> list:
 
 def test_upgrade_downgrade_upgrade_round_trip(empty_engine: Engine) -> None:
     migrate.upgrade(empty_engine)
-    assert migrate.current_revision(empty_engine) == "0004"
+    assert migrate.current_revision(empty_engine) == "0005"
     assert set(Base.metadata.tables) <= set(inspect(empty_engine).get_table_names())
 
     migrate.downgrade(empty_engine, "base")
@@ -50,7 +50,7 @@ def test_upgrade_downgrade_upgrade_round_trip(empty_engine: Engine) -> None:
     assert set(inspect(empty_engine).get_table_names()) <= {"alembic_version"}
 
     migrate.upgrade(empty_engine)
-    assert migrate.current_revision(empty_engine) == "0004"
+    assert migrate.current_revision(empty_engine) == "0005"
     assert _drift(empty_engine) == []
 
 
@@ -131,7 +131,7 @@ def test_migrate_command_upgrades_and_downgrades(tmp_path: Path, capsys: pytest.
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     assert main(["migrate", "--database-url", url]) == 0
-    assert "revision 0004" in capsys.readouterr().out
+    assert "revision 0005" in capsys.readouterr().out
     assert main(["migrate", "--database-url", url, "--downgrade", "base"]) == 0
     assert "revision base" in capsys.readouterr().out
 

@@ -22,6 +22,7 @@ from sqlalchemy import create_engine, text
 
 from finprint_testing.faults import RestartableProcess
 from finprint_testing.models import two_embedder_versions
+from finprint_testing.processes import free_port
 from finprint_testing.system import peer_wiring
 from tests.faults.conftest import (
     CLIENT_TIMEOUT_S,
@@ -67,14 +68,14 @@ def admin_key(rig: Rig) -> str:
 
 
 @pytest.fixture()
-def start_worker(rig: Rig, tmp_path: Path) -> Iterator[Callable[[str], RestartableProcess]]:
+def start_worker(rig: Rig, tmp_path: Path) -> Iterator[Callable[..., RestartableProcess]]:
     """Starts a `finprint worker` process (the gateway's settings, so the same services and queue)."""
     started: list[RestartableProcess] = []
 
-    def start(name: str) -> RestartableProcess:
+    def start(name: str, *args: str) -> RestartableProcess:
         worker = RestartableProcess(
-            name, [sys.executable, "-m", "finprint.cli", "worker", "--worker-id", name], tmp_path / f"{name}.log",
-            ready=lambda: True, env={**os.environ, **peer_wiring(rig.system.urls), **rig.env})
+            name, [sys.executable, "-m", "finprint.cli", "worker", "--worker-id", name, *args],
+            tmp_path / f"{name}.log", ready=lambda: True, env={**os.environ, **peer_wiring(rig.system.urls), **rig.env})
         started.append(worker)
         worker.start()
         return worker
@@ -132,7 +133,7 @@ def test_mixing_model_versions_in_one_search_is_refused(rig: Rig, versions: tupl
 
 def test_reembed_swap_and_rollback_under_identify_traffic(
         rig: Rig, versions: tuple[Path, str, str], admin_key: str,
-        start_worker: Callable[[str], RestartableProcess]) -> None:
+        start_worker: Callable[..., RestartableProcess]) -> None:
     _, a, b = versions
     admin = httpx.Client(base_url=rig.url, headers={"X-API-Key": admin_key}, timeout=CLIENT_TIMEOUT_S)
     hits_a, answered = _top1_hits(admin, rig)
@@ -159,9 +160,14 @@ def test_reembed_swap_and_rollback_under_identify_traffic(
         rig.system.kill("matcher")
         assert _serving_during_outage(admin, rig) == {503}
         rig.system.restart("matcher")
-        start_worker("reembed-worker-2")
+        metrics_port = free_port()
+        start_worker("reembed-worker-2", "--metrics-port", str(metrics_port))
         finished = wait_for_job(rig, rig.gallery, job_id)
         load.stop()
+    metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+    done_by_second = _sample(metrics, 'finprint_ingest_items_total{kind="reembed",status="done"}')
+    assert done_by_second >= total - done_at_kill - 4  # at most the first worker's leased items went elsewhere
+    assert _sample(metrics, 'finprint_ingest_stage_seconds_count{kind="reembed",stage="embedder"}') == done_by_second
 
     statuses = assert_only_ok_or_503(load.answers)
     attempts = Counter(item["attempts"] for item in job_items(rig, job_id))
@@ -198,6 +204,11 @@ def test_reembed_swap_and_rollback_under_identify_traffic(
     assert answered == {a}
     assert_matcher_equals_catalogue(rig)
     admin.close()
+
+
+def _sample(metrics: str, series: str) -> float:
+    """The value of one series in a Prometheus text exposition (0 when absent)."""
+    return next((float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(series + " ")), 0.0)
 
 
 def _serving_during_outage(api: httpx.Client, rig: Rig) -> set[int]:

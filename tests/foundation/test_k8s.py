@@ -31,6 +31,7 @@ K8S = REPO / "deploy" / "k8s"
 OVERLAYS = ("cpu", "gpu")
 INGEST_TEMPLATE = K8S / "jobs" / "ingest-workers.yaml"
 UPGRADE_TEMPLATE = K8S / "jobs" / "model-upgrade.yaml"
+DUPLICATES_CRONJOB = K8S / "jobs" / "duplicates-cronjob.yaml"
 SECRET_EXAMPLE = K8S / "base" / "secret.example.yaml"
 SECRET_NAME = "finprint-secrets"
 SETTINGS_CONFIGMAP = "finprint-settings"
@@ -187,11 +188,14 @@ def test_overlays_build_on_the_base(overlay: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "where", [*(f"overlays/{o}" for o in OVERLAYS), "jobs/ingest-workers.yaml", "jobs/model-upgrade.yaml", "secret"]
+    "where", [*(f"overlays/{o}" for o in OVERLAYS), "jobs/ingest-workers.yaml", "jobs/model-upgrade.yaml",
+              "jobs/duplicates-cronjob.yaml", "secret"]
 )
 def test_every_object_matches_the_kubernetes_schema(where: str) -> None:
     if where == "secret":
         docs = [d for d in yaml.safe_load_all(SECRET_EXAMPLE.read_text()) if d]
+    elif where == "jobs/duplicates-cronjob.yaml":
+        docs = [d for d in yaml.safe_load_all(DUPLICATES_CRONJOB.read_text()) if d]
     else:
         docs = [doc for source, doc in all_objects() if source == where]
     invalid = [
@@ -547,3 +551,18 @@ def test_ingest_worker_job_runs_a_pool_of_workers_for_one_job() -> None:
     assert container["command"] == ["finprint", "worker", "--job-id", "0f9c2d4e"]
     assert container["image"].startswith("finprint/gateway:")
     assert job["metadata"]["name"].endswith("0f9c2d4e")
+
+
+def test_duplicates_cronjob_runs_the_scan_nightly_as_the_gateway() -> None:
+    (cronjob,) = [d for d in yaml.safe_load_all(DUPLICATES_CRONJOB.read_text()) if d]
+    assert cronjob["kind"] == "CronJob" and cronjob["spec"]["concurrencyPolicy"] == "Forbid"
+    minute, hour, *every = cronjob["spec"]["schedule"].split()
+    assert every == ["*", "*", "*"] and minute.isdigit() and hour.isdigit(), "once a day"
+    pod = cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["finprint", "duplicates"]
+    assert container["image"].startswith("finprint/gateway:")
+    assert container["envFrom"] == [{"configMapRef": {"name": SETTINGS_CONFIGMAP}}]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert {"cpu", "memory"} <= set(container["resources"]["requests"]) & set(container["resources"]["limits"])

@@ -10,12 +10,14 @@ import io
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 import schemathesis
+from PIL import Image
 from schemathesis.config import SchemathesisConfig
 
 from finprint.imaging import ImageLimits, load_model_input
@@ -88,6 +90,13 @@ def seeds(fuzzed_system: tuple[RunningSystem, str], humpbacks: list[Whale]) -> S
         stored = _ok(gateway.post("/v1/identify?store=true", files={
             "image": (known.photos[2].name, known.photos[2].read_bytes(), "image/jpeg")}))
         identification_id = stored["results"][0]["identification_id"]
+        # Why this match, computed once: the catalog's GET of it answers 200 from then on.
+        _ok(gateway.get(f"/v1/identifications/{identification_id}/explanations/{known.code}"))
+        # The same shot again under a second code: a possible duplicate, filed by a scan.
+        _ok(gateway.post("/v1/encounters", data={"individual_id": "FZ-TWICE"},
+                         files=[("images", ("twice.jpg", _reencoded(known.photos[0]), "image/jpeg"))]))
+        _ok(gateway.post("/v1/duplicates:scan", json={"species": ["humpback_whale"]}))
+        pair_id = _ok(gateway.get("/v1/duplicates"))["items"][0]["id"]
         _ok(gateway.post("/v1/comments", json={"encounter_id": enrolled["encounter"]["id"], "body": "seeded"}))
         job = _ok(gateway.post("/v1/ingest/jobs", files={"manifest": ("m.csv", b"image\na.jpg\nb.jpg\n", "text/csv")}))
         spare_key = _ok(gateway.post("/v1/api-keys", json={"name": "spare", "role": "viewer"}))
@@ -107,7 +116,7 @@ def seeds(fuzzed_system: tuple[RunningSystem, str], humpbacks: list[Whale]) -> S
     npy = io.BytesIO()
     np.save(npy, pixels)
     ids = {"encounter_id": enrolled["encounter"]["id"], "media_id": media["id"], "identification_id": identification_id,
-           "job_id": job["id"], "key_id": spare_key["id"]}
+           "job_id": job["id"], "key_id": spare_key["id"], "pair_id": pair_id}
     encounter_id = enrolled["encounter"]["id"]
     new_code = {"catalogue_code": "FZ-NEW", "species": "humpback_whale"}
     bodies = {
@@ -125,6 +134,9 @@ def seeds(fuzzed_system: tuple[RunningSystem, str], humpbacks: list[Whale]) -> S
             ("POST", "/v1/ingest/jobs"): {"manifest": b"image\nc.jpg\n"},
             ("PATCH", "/v1/encounters/{encounter_id}"): {"notes": "fuzzed"},
             ("PATCH", "/v1/individuals/{ref}"): {"name": "Fuzzed"},
+            ("POST", "/v1/duplicates/{pair_id}:decide"): {"decision": "dismissed"},
+            ("POST", "/v1/duplicates:scan"): {"species": ["humpback_whale"]},
+            ("PUT", "/v1/settings"): {"auto_accept_precision": None},
         },
         "catalog": {
             ("POST", "/v1/auth/api-keys:verify"): {"key": spare_key["key"]},
@@ -139,6 +151,17 @@ def seeds(fuzzed_system: tuple[RunningSystem, str], humpbacks: list[Whale]) -> S
             ("POST", "/v1/orgs/{org_id}/media"): {"file": photo},
             ("POST", "/v1/orgs/{org_id}/ingest-jobs/{job_id}/items"): {"item_keys": ["d.jpg"]},
             ("PATCH", "/v1/orgs/{org_id}/encounters/{encounter_id}"): {"notes": "fuzzed"},
+            ("PUT", "/v1/orgs/{org_id}/settings"): {"auto_accept_precision": None, "updated_by": "fz"},
+            ("POST", "/v1/orgs/{org_id}/duplicates:file"): {
+                "species": "humpback_whale", "model_version": embedding["model_version"], "pairs": [], "filed_by": "fz"},
+            ("POST", "/v1/orgs/{org_id}/duplicates/{pair_id}:decide"): {"decision": "dismissed", "decided_by": "fz"},
+            ("PUT", "/v1/orgs/{org_id}/identifications/{identification_id}/explanations/{individual_id}"): {
+                "model_version": embedding["model_version"], "similarity": 0.5, "grid": 1, "window": 1,
+                **{side: {"media_id": media["id"], "heatmap": [[0.1]], "overlay_png_base64": _tiny_png()}
+                   for side in ("query", "candidate")}},
+        },
+        "embedder": {
+            ("POST", "/v1/explain"): {"images": [photo, humpbacks[1].photos[1].read_bytes()]},
         },
     }
     return Seeds(
@@ -147,12 +170,25 @@ def seeds(fuzzed_system: tuple[RunningSystem, str], humpbacks: list[Whale]) -> S
         index_key={k: embedding[k] for k in ("org_id", "species_group", "model_version")},
         vector=_vector(embedding["vector"]),
         path_values={
-            "gateway": {**ids, "ref": known.code, "image": "a.jpg"},
+            "gateway": {**ids, "ref": known.code, "image": "a.jpg", "candidate": known.code},
             "catalog": {**ids, "org_id": org_id, "individual_id": individual_id, "annotation_id": annotation_id,
                         "item_id": item["id"], "item_key": "a.jpg", "sha256": media["sha256"]},
             "matcher": {"org_id": org_id, "embedding_id": embedding["embedding_id"]},
         },
     )
+
+
+def _reencoded(path: Path) -> bytes:
+    with Image.open(path) as image:
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, "JPEG", quality=80)
+    return buffer.getvalue()
+
+
+def _tiny_png() -> str:
+    buffer = io.BytesIO()
+    Image.new("RGB", (2, 2), "red").save(buffer, "PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
 
 
 def _vector(encoded: str) -> list[float]:

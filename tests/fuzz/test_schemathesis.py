@@ -122,6 +122,8 @@ def _seeded_body(path: str, body: Any, seeds: Seeds) -> Any:
         return {**body, "images": [photo]}
     if path == "/v1/search":
         return {**seeds.index_key, "queries": [seeds.vector], "k": 5}
+    if path == "/v1/duplicates":
+        return {**seeds.index_key}
     return body
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import secrets
+
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -13,6 +16,8 @@ from fastapi import FastAPI
 
 from finprint.embedded import BUILD_ORDER, embedded_environment
 from finprint.services import app_factory
+from finprint_testing.postgres import PostgresServer
+from finprint_testing.s3 import S3Server
 
 Wire = Callable[[str, httpx.AsyncBaseTransport], httpx.AsyncBaseTransport]
 """What stands between a service and its callers: (service name, its in-process transport) -> a transport."""
@@ -73,3 +78,30 @@ async def start_embedded(wire: Wire | None = None) -> AsyncIterator[Embedded]:
             for name in ("gateway", "catalog")
         }
         yield Embedded(clients["gateway"], clients["catalog"], apps)
+
+
+@asynccontextmanager
+async def embedded_on_postgres(monkeypatch: pytest.MonkeyPatch, postgres_server: PostgresServer, s3_server: S3Server,
+                               wire: Wire | None = None) -> AsyncIterator[Embedded]:
+    """The five apps in process, the catalog on a fresh PostgreSQL database and both stores on the S3 server."""
+    with postgres_server.fresh_database() as database_url:
+        monkeypatch.setenv("FINPRINT_CATALOG_DATABASE_URL", database_url)
+        storage = {"OBJECT_STORE": "s3", "S3_ENDPOINT": s3_server.endpoint, "S3_ACCESS_KEY": s3_server.access_key,
+                   "S3_SECRET_KEY": s3_server.secret_key, "S3_BUCKET": f"gateway-{secrets.token_hex(4)}",
+                   "S3_SECURE": "false"}
+        for service in ("CATALOG", "MATCHER"):
+            for key, value in storage.items():
+                monkeypatch.setenv(f"FINPRINT_{service}_{key}", value)
+        async with start_embedded(wire) as started:
+            for _ in range(300):  # the matcher's initial load, before the first enrolment
+                if (await started.gateway.get("/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+            yield started
+
+
+@pytest.fixture
+async def on_postgres(embedded_env: Path, monkeypatch: pytest.MonkeyPatch, postgres_server: PostgresServer,
+                      s3_server: S3Server) -> AsyncIterator[Embedded]:
+    async with embedded_on_postgres(monkeypatch, postgres_server, s3_server) as started:
+        yield started

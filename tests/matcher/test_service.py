@@ -138,6 +138,8 @@ async def test_an_unidentified_crop_leaves_the_index(
         "new_individual": 1.0,
         "ranking": [NEW_INDIVIDUAL],
         "threshold": HUMPBACK_THRESHOLD,
+        "top_candidate_probability": None,
+        "auto_accept": None,
     }
 
 

@@ -12,6 +12,8 @@ from finprint.schemas.catalog import (
     ApiKeyVerify,
     OrganisationCreate,
     OrganisationOut,
+    OrganisationSettings,
+    OrganisationSettingsUpdate,
     PasswordVerify,
     Principal,
     UserCreate,
@@ -33,8 +35,11 @@ def create_organisation(payload: OrganisationCreate, db: DbSession) -> Organisat
     return OrganisationOut.model_validate(organisation)
 
 
-@organisations.get("/orgs", summary="Find an organisation by slug")
-def find_organisations(slug: str, db: DbSession) -> list[OrganisationOut]:
+@organisations.get("/orgs", summary="Find an organisation by slug; without one, every organisation")
+def find_organisations(db: DbSession, slug: str | None = None) -> list[OrganisationOut]:
+    # Every organisation: what a job run for all of them (the nightly duplicates scan) walks through.
+    if slug is None:
+        return [OrganisationOut.model_validate(o) for o in accounts.list_organisations(db)]
     organisation = accounts.find_organisation(db, slug)
     return [OrganisationOut.model_validate(organisation)] if organisation else []
 
@@ -42,6 +47,18 @@ def find_organisations(slug: str, db: DbSession) -> list[OrganisationOut]:
 @organisations.get("/orgs/{org_id}", summary="An organisation")
 def get_organisation(org_id: OrgId, db: DbSession) -> OrganisationOut:
     return OrganisationOut.model_validate(get_organisation_row(db, org_id))
+
+
+@organisations.get("/orgs/{org_id}/settings", summary="An organisation's settings (auto-accept)")
+def get_settings(org_id: OrgId, db: DbSession) -> OrganisationSettings:
+    return OrganisationSettings.model_validate(get_organisation_row(db, org_id))
+
+
+@organisations.put("/orgs/{org_id}/settings", summary="Change an organisation's settings (audited)")
+def put_settings(org_id: OrgId, payload: OrganisationSettingsUpdate, db: DbSession) -> OrganisationSettings:
+    organisation = accounts.update_settings(db, org_id, payload)
+    db.commit()
+    return OrganisationSettings.model_validate(organisation)
 
 
 @organisations.post("/orgs/{org_id}/users", status_code=201, summary="Create a user")

@@ -19,8 +19,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from finprint.schemas.catalog import ApiKeyCreate, OrganisationCreate, Principal, UserCreate
+from finprint.schemas.catalog import ApiKeyCreate, OrganisationCreate, OrganisationSettingsUpdate, Principal, UserCreate
 from services.catalog.adapters.db.models import ApiKey, Organisation, User, utcnow
+from services.catalog.audit import service as audit
 from services.catalog.shared.database import inserted
 from services.catalog.shared.problems import Conflict
 from services.catalog.shared.scoping import get_organisation, get_owned
@@ -37,8 +38,23 @@ def create_organisation(session: Session, request: OrganisationCreate) -> Organi
     return inserted(session, Organisation(slug=request.slug, name=request.name))
 
 
+def list_organisations(session: Session) -> list[Organisation]:
+    return list(session.scalars(select(Organisation).order_by(Organisation.slug)))
+
+
 def find_organisation(session: Session, slug: str) -> Organisation | None:
     return session.scalar(select(Organisation).where(Organisation.slug == slug))
+
+
+def update_settings(session: Session, org_id: str, request: OrganisationSettingsUpdate) -> Organisation:
+    """The organisation's settings replaced; the change is audited with what they were."""
+    organisation = get_organisation(session, org_id)
+    previous = {"auto_accept_precision": organisation.auto_accept_precision}
+    organisation.auto_accept_precision = request.auto_accept_precision
+    audit.append(session, org_id, "organisation", org_id, "settings_changed", request.updated_by,
+                 previous=previous, auto_accept_precision=request.auto_accept_precision)
+    session.flush()
+    return organisation
 
 
 def create_user(session: Session, org_id: str, request: UserCreate) -> User:

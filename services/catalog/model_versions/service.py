@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import Session
 
-from finprint.schemas.catalog import EmbeddingIn
+from finprint.schemas.catalog import REEMBED_JOB_KIND, EmbeddingIn
 from services.catalog.adapters.db.models import (
     Annotation,
     Embedding,
@@ -33,13 +33,12 @@ from services.catalog.audit import service as audit
 from services.catalog.encounters.annotations.service import embedding_bytes, get_annotation
 from services.catalog.ingest import jobs
 from services.catalog.ingest.schemas import IngestItemSpec, IngestItemsAddSpecs
-from services.catalog.model_versions.generations import generations
 from services.catalog.internal.change_log import record_embedding_change
+from services.catalog.model_versions.generations import generations
 from services.catalog.shared.database import inserted
 from services.catalog.shared.problems import Conflict
 from services.catalog.shared.scoping import get_organisation
 
-REEMBED = "reembed"
 ITEMS_PER_BATCH = 5000
 
 
@@ -70,7 +69,7 @@ def _rows(session: Session, org_id: str, group: str) -> dict[str, ModelGeneratio
 
 def open_reembed_job(session: Session, org_id: str) -> IngestJob | None:
     query = select(IngestJob).where(IngestJob.org_id == org_id, IngestJob.status.in_(("pending", "running")))
-    return next((job for job in session.scalars(query) if job.options.get("kind") == REEMBED), None)
+    return next((job for job in session.scalars(query) if job.options.get("kind") == REEMBED_JOB_KIND), None)
 
 
 def start_reembed(session: Session, org_id: str, to_version: str, actor: str | None) -> tuple[IngestJob, bool]:
@@ -106,7 +105,7 @@ def start_reembed(session: Session, org_id: str, to_version: str, actor: str | N
     now = utcnow()
     job = inserted(session, IngestJob(
         org_id=org_id, name=f"re-embed to {to_version}", source=None, status="running", created_by=actor,
-        options={"kind": REEMBED, "model_version": to_version}, started_at=now))
+        options={"kind": REEMBED_JOB_KIND, "model_version": to_version}, started_at=now))
     audit.append(session, org_id, "model_version", to_version, "reembed_started", actor, job_id=job.id)
     _add_missing_items(session, job)
     jobs.finish_if_drained(session, job)
@@ -215,4 +214,4 @@ def upgrade_summary(session: Session, org_id: str) -> dict[str, Any]:
             for group, versions in sorted(_versions_by_shard(session, org_id).items())}
 
 
-jobs.DRAIN_HOOKS[REEMBED] = finish_reembed
+jobs.DRAIN_HOOKS[REEMBED_JOB_KIND] = finish_reembed

@@ -8,9 +8,23 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 
-from finprint.schemas.catalog import Decision, DecisionRequest, IdentificationCreate, IdentificationOut, Page
+from finprint.schemas.catalog import (
+    Decision,
+    DecisionRequest,
+    DuplicateDecision,
+    DuplicatePairOut,
+    DuplicatesFile,
+    DuplicatesFiled,
+    DuplicateStatus,
+    ExplanationCreate,
+    ExplanationOut,
+    IdentificationCreate,
+    IdentificationOut,
+    Page,
+)
+from services.catalog.review import duplicates, explanations
 from services.catalog.review import service as review
-from services.catalog.shared.dependencies import DbSession, Limit, Offset, OrgId
+from services.catalog.shared.dependencies import CatalogContext, DbSession, Limit, Offset, OrgId
 from services.catalog.shared.idempotency import Creation
 from services.catalog.shared.paging import paged
 
@@ -36,9 +50,12 @@ def list_identifications(
     = None,
     dated: Annotated[bool | None, Query(description="Only photos of dated sightings (true) or undated (false).")]
     = None,
+    decided_by: Annotated[str | None, Query(max_length=200, description="Decided by this actor; `auto-accept`: "
+                                            "the matches confirmed without review.")] = None,
 ) -> Page[IdentificationOut]:
     queue = review.select_identifications(org_id, decision=decision, annotation_id=annotation_id, species=species,
-                                          since=since, until=until, location=location, dated=dated)
+                                          since=since, until=until, location=location, dated=dated,
+                                          decided_by=decided_by)
     return paged(db, queue, offset, limit, review.identification_out)
 
 
@@ -55,3 +72,46 @@ def decide_identification(org_id: OrgId, identification_id: str, payload: Decisi
         return review.identification_out(review.decide(db, org_id, identification_id, payload))
 
     return create(payload, decide)
+
+
+@router.get("/orgs/{org_id}/identifications/{identification_id}/explanations/{individual_id}",
+            summary="The kept explanation of a candidate (404 until one is saved)")
+def get_explanation(context: CatalogContext, org_id: OrgId, identification_id: str, individual_id: str,
+                    db: DbSession) -> ExplanationOut:
+    return explanations.get_explanation(db, context.store, org_id, identification_id, individual_id,
+                                        context.settings.presign_expiry_s)
+
+
+@router.put("/orgs/{org_id}/identifications/{identification_id}/explanations/{individual_id}",
+            summary="Keep the explanation of a candidate: its heatmaps, and its overlays in the object store")
+def put_explanation(context: CatalogContext, org_id: OrgId, identification_id: str, individual_id: str,
+                    payload: ExplanationCreate, db: DbSession) -> ExplanationOut:
+    return explanations.save_explanation(db, context.store, org_id, identification_id, individual_id, payload,
+                                         context.settings.presign_expiry_s)
+
+
+@router.post("/orgs/{org_id}/duplicates:file", summary="File possible duplicates into the review queue")
+def file_duplicates(org_id: OrgId, payload: DuplicatesFile, db: DbSession) -> DuplicatesFiled:
+    filed = duplicates.file_pairs(db, org_id, payload)
+    db.commit()
+    return filed
+
+
+@router.get("/orgs/{org_id}/duplicates", summary="Possible duplicates, closest first (pending by default)")
+def list_duplicates(org_id: OrgId, db: DbSession, offset: Offset = 0, limit: Limit = 100,
+                    status: DuplicateStatus | None = "pending",
+                    species: Annotated[str | None, Query(max_length=100)] = None) -> Page[DuplicatePairOut]:
+    return paged(db, duplicates.select_pairs(org_id, status=status, species=species), offset, limit,
+                 DuplicatePairOut.model_validate)
+
+
+@router.get("/orgs/{org_id}/duplicates/{pair_id}", summary="A possible duplicate")
+def get_duplicate(org_id: OrgId, pair_id: str, db: DbSession) -> DuplicatePairOut:
+    return DuplicatePairOut.model_validate(duplicates.get_pair(db, org_id, pair_id))
+
+
+@router.post("/orgs/{org_id}/duplicates/{pair_id}:decide", summary="Merge the two individuals, or dismiss the pair")
+def decide_duplicate(org_id: OrgId, pair_id: str, payload: DuplicateDecision, db: DbSession) -> DuplicatePairOut:
+    pair = duplicates.decide(db, org_id, pair_id, payload)
+    db.commit()
+    return DuplicatePairOut.model_validate(pair)

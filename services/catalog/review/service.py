@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from finprint.schemas.catalog import DecisionRequest, IdentificationCreate, IdentificationOut
 from services.catalog.adapters.db.models import Annotation, Encounter, Identification, Individual, Media, utcnow
 from services.catalog.audit import service as audit
-from services.catalog.encounters.annotations.service import get_annotation
+from services.catalog.encounters.annotations.service import candidates_out, get_annotation
 from services.catalog.encounters.sightings.service import local_time
 from services.catalog.individuals.service import active_individual, assign, create_individual
 from services.catalog.shared.database import inserted
@@ -25,7 +25,7 @@ def create_identification(session: Session, org_id: str, request: Identification
     identification = Identification(
         org_id=org_id,
         annotation_id=annotation.id,
-        candidates=[c.model_dump() for c in request.candidates],
+        candidates=candidates_out(session, org_id, request.candidates),
         new_individual_probability=request.new_individual_probability,
         model_version=request.model_version,
     )
@@ -39,12 +39,14 @@ def get_identification(session: Session, org_id: str, identification_id: str) ->
 def select_identifications(
     org_id: str, *, decision: str | None, annotation_id: str | None, species: str | None = None,
     since: datetime | None = None, until: datetime | None = None, location: str | None = None,
-    dated: bool | None = None,
+    dated: bool | None = None, decided_by: str | None = None,
 ) -> Select[tuple[Identification]]:
     """The organisation's identifications, oldest first, with one decision (the review queue: pending) or of
     one annotation when given; of an animal predicted as ``species``; of a photo whose sighting was in a
-    period, at a place, or undated (a photo outside any encounter counts as undated)."""
-    query = select_owned(Identification, org_id, decision=decision, annotation_id=annotation_id)
+    period, at a place, or undated (a photo outside any encounter counts as undated); decided by someone
+    (``auto-accept``: the matches confirmed without review, which a reviewer may check and revise)."""
+    query = select_owned(Identification, org_id, decision=decision, annotation_id=annotation_id,
+                         decided_by=decided_by)
     if species:
         query = query.where(
             Identification.annotation_id.in_(

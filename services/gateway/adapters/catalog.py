@@ -39,6 +39,10 @@ class CatalogClient:
                                           params={"ids": ",".join(ids), "limit": len(ids), "include_merged": "true"})
         return {item["id"]: item for item in page["items"]}
 
+    async def settings(self, org_id: str) -> dict[str, Any]:
+        """The organisation's settings (OrganisationSettings)."""
+        return await self.client.get_json(f"/v1/orgs/{org_id}/settings")
+
     async def individual_by_code(self, org_id: str, code: str) -> dict[str, Any] | None:
         page = await self.client.get_json(f"/v1/orgs/{org_id}/individuals",
                                           params={"catalogue_code": code, "limit": 1})

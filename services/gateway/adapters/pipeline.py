@@ -22,11 +22,12 @@ from finprint.http import ServiceClient
 from finprint.imaging import Box, ImageInfo, ImageLimits, load_model_input
 from finprint.problems import Problem
 from finprint.schemas.detector import DetectorModel, DetectResponse
-from finprint.schemas.embedder import EmbedderModel, EmbedResponse
+from finprint.schemas.embedder import EmbedderModel, EmbedResponse, ExplainResponse
 from finprint.schemas.embeddings import decode_vector, encode_vector
 from finprint.schemas.matcher import QueryResult, SearchResponse, shard_for
 from finprint.schemas.pixels import PIXELS_MEDIA_TYPE, encode_pixels
 from services.gateway.adapters.peers import Peers
+from services.gateway.adapters.uploads import Upload
 from services.gateway.settings import GatewaySettings
 
 
@@ -214,15 +215,36 @@ class Pipeline:
         parsed = EmbedResponse.model_validate(response.json())
         return parsed, [decode_vector(str(result.embedding)) for result in parsed.results]
 
+    async def embedder_version(self) -> str:
+        """The served embedder as embeddings carry it (``finprint_embedder:2``): the indexes to compare."""
+        served = EmbedderModel.model_validate(await self.embedder.get_json("/v1/model"))
+        return f"{served.model.name}:{served.model.version}"
+
+    async def explain(self, query: Upload, candidate: Upload, model_version: str | None = None) -> ExplainResponse:
+        """The embedder's heatmaps of a pair of whole photos (as they are embedded: no box), by the model
+        version that matched them when the embedder still serves it, else by its default one."""
+        files = [("images", (photo.filename, photo.data, photo.content_type)) for photo in (query, candidate)]
+        params = {"model_version": model_version} if model_version else {}
+        try:
+            response = await self.embedder.request("POST", "/v1/explain", files=files, params=params, idempotent=True)
+        except Problem as problem:
+            if problem.slug != "model-version-not-served":
+                raise
+            response = await self.embedder.request("POST", "/v1/explain", files=files, idempotent=True)
+        return ExplainResponse.model_validate(response.json())
+
     def matcher_for(self, org_id: str, species_group: str) -> ServiceClient:
         return self.matchers[shard_for(org_id, species_group, len(self.matchers))]
 
     async def search(self, org_id: str, species_group: str, model_version: str, vector: np.ndarray,
-                     k: int = 5) -> ShardAnswer:
+                     k: int = 5, precision_target: float | None = None) -> ShardAnswer:
         """Candidates for one query from the shard of (org, species); raises :class:`WrongModelVersion`
-        when the shard serves another model version than the query's."""
+        when the shard serves another model version than the query's. ``precision_target``: the
+        organisation's auto-accept target, whose cut the result then carries."""
         body = {"org_id": org_id, "species_group": species_group, "model_version": model_version,
                 "queries_b64": [encode_vector(vector)], "k": k}
+        if precision_target is not None:
+            body["precision_target"] = precision_target
         try:
             response = await self.matcher_for(org_id, species_group).post_json("/v1/search", body, idempotent=True)
         except Problem as problem:

@@ -8,11 +8,13 @@ failing service ends the call with a 503 and Retry-After, and nothing here write
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from finprint.problems import Problem
 from finprint.schemas.detector import DetectResponse, Detection
 from finprint.schemas.embedder import EmbedResponse
 from finprint.schemas.matcher import QueryResult
@@ -20,6 +22,8 @@ from services.gateway.adapters.catalog import CatalogClient
 from services.gateway.adapters.pipeline import DecodedPhoto, Pipeline, WrongModelVersion
 from services.gateway.adapters.uploads import Upload
 from services.gateway.domain.identify import species_group
+
+log = logging.getLogger("finprint.gateway")
 
 
 @dataclass
@@ -64,12 +68,14 @@ def embedding_region(detect: DetectResponse) -> tuple[int, int, int, int]:
     return (0, 0, detect.image.width, detect.image.height)
 
 
-async def analyse(pipeline: Pipeline, org_id: str, upload: Upload, *, known_cetacean: bool = False) -> Analysis:
+async def analyse(pipeline: Pipeline, org_id: str, upload: Upload, *, known_cetacean: bool = False,
+                  precision_target: float | None = None) -> Analysis:
     """Detect, embed and search one photo.
 
     ``known_cetacean``: the uploader states which animal this is, so a photo the detector missed is
     taken whole rather than refused (a researcher's identified photo must not be lost to a false
-    negative of the detector).
+    negative of the detector). ``precision_target``: the organisation's auto-accept target, whose
+    cut each match then carries (``QueryResult.auto_accept``).
     """
     decoded = await pipeline.decode(upload.data)
     detect = await pipeline.detect(upload.data, upload.content_type, decoded)
@@ -81,7 +87,7 @@ async def analyse(pipeline: Pipeline, org_id: str, upload: Upload, *, known_ceta
     embed, vectors = await pipeline.embed(upload.data, upload.filename, upload.content_type, regions, decoded)
     groups = [species_group(result.species) for result in embed.results]
     embeddings = VersionedEmbeddings(pipeline, upload, regions, decoded, embed.model.key, vectors)
-    searched = await asyncio.gather(*(_search_serving(pipeline, org_id, g, i, embeddings)
+    searched = await asyncio.gather(*(_search_serving(pipeline, org_id, g, i, embeddings, precision_target)
                                       for i, g in enumerate(groups)))
     others = await asyncio.gather(*(embeddings.others(i, kept, version)
                                     for i, (_, version, kept) in enumerate(searched)))
@@ -111,24 +117,40 @@ class VersionedEmbeddings:
         return self._vectors[version][animal]
 
     async def others(self, animal: int, kept: list[str], searched: str) -> dict[str, np.ndarray]:
-        return {v: (await self.of(v))[animal] for v in kept if v != searched}
+        """The animal's embeddings of the shard's other kept versions that the embedder still serves (one it
+        no longer serves, e.g. the previous version once retired, is left out: a rollback to it would miss
+        this photo, and docs/model-upgrades.md says to keep serving it while a rollback may be wanted)."""
+        vectors = {}
+        for version in kept:
+            if version == searched:
+                continue
+            try:
+                vectors[version] = (await self.of(version))[animal]
+            except Problem as problem:
+                if problem.slug != "model-version-not-served":
+                    raise
+                log.warning("a kept model version is not served; the photo is not embedded by it",
+                            extra={"fields": {"model_version": version}})
+        return vectors
 
 
-async def _search_serving(pipeline: Pipeline, org_id: str, group: str, animal: int,
-                          embeddings: VersionedEmbeddings) -> tuple[QueryResult | None, str, list[str]]:
+async def _search_serving(pipeline: Pipeline, org_id: str, group: str, animal: int, embeddings: VersionedEmbeddings,
+                          precision_target: float | None) -> tuple[QueryResult | None, str, list[str]]:
     """Search the animal's shard with the version it serves: the default model's embedding, or, when
     the shard serves another version (mid-upgrade, or after a rollback), that version's."""
     version = embeddings.default_version
     try:
-        answer = await pipeline.search(org_id, group, version, (await embeddings.of(version))[animal])
+        answer = await pipeline.search(org_id, group, version, (await embeddings.of(version))[animal],
+                                       precision_target=precision_target)
     except WrongModelVersion as wrong:
         version = wrong.serving
-        answer = await pipeline.search(org_id, group, version, (await embeddings.of(version))[animal])
+        answer = await pipeline.search(org_id, group, version, (await embeddings.of(version))[animal],
+                                       precision_target=precision_target)
     return answer.match, version, answer.kept_versions
 
 
 async def analyse_all(pipeline: Pipeline, org_id: str, uploads: Sequence[Upload], concurrency: int, *,
-                      known_cetacean: bool = False) -> list[Analysis]:
+                      known_cetacean: bool = False, precision_target: float | None = None) -> list[Analysis]:
     """Every photo analysed, at most ``concurrency`` at a time (the model services batch them).
 
     A photo that fails (not an image, a service down) fails the call with its error; when several
@@ -144,7 +166,8 @@ async def analyse_all(pipeline: Pipeline, org_id: str, uploads: Sequence[Upload]
             if failed:
                 return None
             try:
-                return await analyse(pipeline, org_id, upload, known_cetacean=known_cetacean)
+                return await analyse(pipeline, org_id, upload, known_cetacean=known_cetacean,
+                                     precision_target=precision_target)
             except Exception:
                 failed = True
                 raise

@@ -1,8 +1,8 @@
 """Enrolment: the one way photos enter the catalogue, whoever sends them.
 
-``POST /v1/encounters``, ``POST /v1/identify?store=true`` and the ingest worker all come here, and a
-job that analyses stored photos again (a new model version) starts from :meth:`EnrolmentService.
-analyse_stored`. The steps are separate entry points because their callers combine them
+``POST /v1/encounters``, ``POST /v1/identify?store=true`` and the ingest worker all come here, and the
+re-embedding of stored photos with a new model version embeds them with :meth:`EnrolmentService.
+embed_stored`, as enrolment embedded them. The steps are separate entry points because their callers combine them
 differently:
 
 1. :meth:`~EnrolmentService.analyse`: detector -> embedder -> matcher for every photo of the
@@ -26,8 +26,10 @@ from starlette.concurrency import run_in_threadpool
 
 from finprint.imaging import read_image_info
 from finprint.problems import DependencyUnavailable, Problem
+from finprint.schemas.catalog import AUTO_ACCEPT_ACTOR
 from finprint.schemas.detector import Detection
 from finprint.schemas.embeddings import encode_vector
+from finprint.schemas.matcher import QueryResult
 from services.gateway.adapters.catalog import CatalogClient
 from services.gateway.adapters.pipeline import Pipeline
 from services.gateway.adapters.uploads import Upload
@@ -94,12 +96,19 @@ class Enrolled:
     decision: Decision
     filed_under: str | None
     """The species group every animal was filed under (the uploader's), or None: each the model's."""
+    auto_accepted: frozenset[str] = frozenset()
+    """The species groups of the animals confirmed without review (auto-accept): their indexes take them now."""
 
     @property
     def species_to_index(self) -> str | None:
         """The species group whose index takes these photos now: a named animal's; None while they
         wait for review (the matcher indexes only photos assigned to an individual)."""
         return None if self.decision == "pending" else self.filed_under
+
+    @property
+    def groups_to_index(self) -> list[str]:
+        """Every species group whose index takes photos of this enrolment now."""
+        return sorted(self.auto_accepted | ({self.species_to_index} if self.species_to_index else set()))
 
 
 class EnrolmentService:
@@ -112,16 +121,23 @@ class EnrolmentService:
         """Analyse, store and index an encounter's photos."""
         analyses = await self.analyse(request.org_id, request.photos, known_cetacean=request.names_the_animal)
         enrolled = await self.store(request, analyses)
-        if enrolled.species_to_index:
-            await self.index_soon(request.org_id, enrolled.species_to_index)
+        for group in enrolled.groups_to_index:
+            await self.index_soon(request.org_id, group)
         return enrolled
+
+    async def precision_target(self, org_id: str) -> float | None:
+        """The organisation's auto-accept precision target; None: off."""
+        target = (await self.catalog.settings(org_id)).get("auto_accept_precision")
+        return None if target is None else float(target)
 
     async def analyse(self, org_id: str, photos: Sequence[Upload], *, known_cetacean: bool) -> list[Analysis]:
         """Every photo analysed; :class:`NoCetacean` for the first without a cetacean (nothing is
         stored then). ``known_cetacean``: the uploader named the animal, so a photo the detector
-        missed is taken whole (a researcher's identified photo must not be lost to a false negative)."""
+        missed is taken whole (a researcher's identified photo must not be lost to a false negative).
+        Otherwise the matches carry the organisation's auto-accept cut, which :meth:`store` applies."""
+        target = None if known_cetacean else await self.precision_target(org_id)
         analyses = await analyse_all(self.pipeline, org_id, photos, self.photo_concurrency,
-                                     known_cetacean=known_cetacean)
+                                     known_cetacean=known_cetacean, precision_target=target)
         for index, (photo, analysis) in enumerate(zip(photos, analyses)):
             if not analysis.found_cetacean:
                 raise NoCetacean(index, photo.filename, analysis.detect.reason)
@@ -142,8 +158,12 @@ class EnrolmentService:
                 raise
             decision, species = await self._decision(request, analyses)
             result = await self._commit(request, analyses, decision, species)
-        return Enrolled(result, list(analyses), decision["decision"] if decision else "pending",
-                        _filed_under(request, decision, species))
+        filed_under = _filed_under(request, decision, species)
+        accepted = frozenset() if decision else frozenset(
+            group for a in analyses for match, group in zip(a.matches, a.groups)
+            if auto_accepted(match, filed_under or group, group))
+        return Enrolled(result, list(analyses), decision["decision"] if decision else "pending", filed_under,
+                        accepted)
 
     async def index(self, org_id: str, species_group: str) -> None:
         """The matcher shard of (organisation, species group) pulls the catalogue's changes now."""
@@ -220,6 +240,23 @@ async def known_individual_decision(catalog: CatalogClient, org_id: str, actor: 
     return decision, species
 
 
+def auto_accepted(match: QueryResult | None, filed_under: str, searched: str) -> bool:
+    """The match clears the organisation's auto-accept cut, in the index of the species it is filed under."""
+    return (match is not None and match.auto_accept is not None and match.auto_accept.accepted
+            and bool(match.candidates) and filed_under == searched)
+
+
+def auto_accept_decision(match: QueryResult) -> dict[str, Any]:
+    """The decision fields of an annotation confirmed without review: its top candidate, and why."""
+    assert match.auto_accept is not None and match.auto_accept.cut is not None
+    cut = match.auto_accept
+    return {"decision": "confirmed", "individual_id": match.candidates[0].individual_id,
+            "decided_by": AUTO_ACCEPT_ACTOR,
+            "auto_accept": {"score": match.candidates[0].score, "probability": match.top_candidate_probability,
+                            "precision_target": cut.precision_target, "cut": cut.cut,
+                            "probability_cut": cut.probability_cut, "validation_precision": cut.validation_precision}}
+
+
 def box_xywh(detection: Detection) -> dict[str, float]:
     x0, y0, x1, y1 = detection.box
     return {"x": x0, "y": y0, "width": max(1, x1 - x0), "height": max(1, y1 - y0)}
@@ -229,7 +266,8 @@ def enrol_annotations(analysis: Analysis, decision: dict | None, filed_under: st
     """The catalog's EnrolAnnotation list for an analysed photo.
 
     ``decision`` (confirmed / new_individual fields) applies when the uploader said who the animal is;
-    otherwise each annotation waits in the review queue with the matcher's candidates.
+    otherwise each annotation waits in the review queue with the matcher's candidates, unless its match
+    clears the organisation's auto-accept cut: then its top candidate is confirmed, decided by auto-accept.
     """
     assert analysis.embed is not None
     codes = analysis.codes or {}
@@ -246,11 +284,16 @@ def enrol_annotations(analysis: Analysis, decision: dict | None, filed_under: st
             "embedding": {"model_version": version, "vector": encode_vector(vector)},
             "other_embeddings": [{"model_version": v, "vector": encode_vector(x)} for v, x in others.items()],
             "candidates": [] if match is None else [
-                {"individual_id": c.individual_id, "score": c.score, "catalogue_code": codes.get(c.individual_id)}
+                {"individual_id": c.individual_id, "score": c.score, "catalogue_code": codes.get(c.individual_id),
+                 "best_annotation_id": c.best_embedding_id}
                 for c in match.candidates
             ],
             "new_individual_probability": 1.0 if match is None else match.new_individual,
             "decision": "pending",
         }
-        annotations.append({**annotation, **(decision or {})})
+        if decision is None and auto_accepted(match, species, group):
+            assert match is not None
+            annotations.append({**annotation, **auto_accept_decision(match)})
+        else:
+            annotations.append({**annotation, **(decision or {})})
     return annotations

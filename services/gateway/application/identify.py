@@ -34,9 +34,10 @@ def _names(individuals: dict[str, dict]) -> dict[str, str | None]:
     return {i: ind.get("name") for i, ind in individuals.items()}
 
 
-async def identify(pipeline: Pipeline, catalog: CatalogClient, org_id: str, upload: Upload) -> tuple[
-        IdentifyResponse, Analysis]:
-    analysis = await analyse(pipeline, org_id, upload)
+async def identify(pipeline: Pipeline, catalog: CatalogClient, org_id: str, upload: Upload,
+                   precision_target: float | None = None) -> tuple[IdentifyResponse, Analysis]:
+    """``precision_target``: the organisation's auto-accept target, when the answer is to be stored."""
+    analysis = await analyse(pipeline, org_id, upload, precision_target=precision_target)
     models = IdentifyModels(detector=analysis.detect.model,
                             embedder=analysis.embed.model if analysis.embed else None)
     if analysis.embed is None:
@@ -106,5 +107,6 @@ async def identify_encounter(pipeline: Pipeline, catalog: CatalogClient, org_id:
     fused = FusedIdentification(
         species=fused_species, candidates=public_candidates(fused_match, codes, names),
         new_individual=1.0 if fused_match is None else fused_match.new_individual,
+        top_candidate_probability=None if fused_match is None else fused_match.top_candidate_probability,
         ranking=public_ranking(fused_match, codes), photos_used=len(used))
     return EncounterIdentifyResponse(fused=fused, photos=photos, model=models)

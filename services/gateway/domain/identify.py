@@ -59,6 +59,7 @@ def identify_result(
         species=list(species),
         candidates=public_candidates(match, codes, names),
         new_individual=1.0 if match is None else match.new_individual,
+        top_candidate_probability=None if match is None else match.top_candidate_probability,
         ranking=public_ranking(match, codes),
         model_version=model_version,
     )

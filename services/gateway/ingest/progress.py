@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from finprint.schemas.catalog import REEMBED_JOB_KIND
 from services.gateway.ingest.sources import S3Source
 
 RESULT_COLUMNS = ("image", "status", "reason", "media_id", "species", "individual_id", "decision",
@@ -61,7 +62,7 @@ def job_progress(job: dict[str, Any], now: datetime | None = None) -> JobProgres
             eta = round((pending + running) / rate, 1)
     options = job.get("options", {})
     s3 = options.get("s3")
-    upgrade = {k: v for k, v in options.items() if k != "kind"} if options.get("kind") == "reembed" else None
+    upgrade = {k: v for k, v in options.items() if k != "kind"} if options.get("kind") == REEMBED_JOB_KIND else None
     return JobProgress(
         id=job["id"], name=job["name"], status=job["status"], source=job.get("source"),
         created_at=job["created_at"], started_at=started, finished_at=finished, total=total, done=done,

@@ -30,8 +30,10 @@ from typing import Any
 
 import numpy as np
 
+from finprint.metrics import ServiceMetrics
 from finprint.outbound import OutboundRefused
 from finprint.problems import DependencyUnavailable, Problem
+from finprint.schemas.catalog import REEMBED_JOB_KIND
 from finprint.schemas.detector import DetectResponse
 from finprint.schemas.embedder import EmbedResponse
 from services.gateway.adapters.catalog import CatalogClient
@@ -51,9 +53,6 @@ from services.gateway.settings import GatewaySettings
 
 log = logging.getLogger("finprint.ingest")
 STAGES = ("decode", "detector", "embedder", "matcher", "catalog")
-REEMBED = "reembed"
-"""The ``options.kind`` of a job re-embedding stored photos with a new model version (the catalog's
-services.catalog.model_versions creates them)."""
 
 
 def default_worker_id() -> str:
@@ -112,9 +111,9 @@ class TimedPipeline(Pipeline):
             return await super().embed(image, filename, content_type, boxes, decoded, model_version)
 
     async def search(self, org_id: str, species_group: str, model_version: str, vector: np.ndarray,
-                     k: int = 5) -> ShardAnswer:
+                     k: int = 5, precision_target: float | None = None) -> ShardAnswer:
         with self.times.stage("matcher"):
-            return await super().search(org_id, species_group, model_version, vector, k)
+            return await super().search(org_id, species_group, model_version, vector, k, precision_target)
 
 
 @dataclass
@@ -146,11 +145,30 @@ def results_of(enrolled: Enrolled) -> list[dict[str, Any]]:
     return animals
 
 
+ITEM_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class WorkerMetrics:
+    """Items finished and seconds per stage, by the job's kind (photos: ``ingest``; ``reembed``)."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.items = metrics.counter("finprint_ingest_items_total", "Ingest items finished by this process's "
+                                     "worker, by job kind and outcome.", ("kind", "status"))
+        self.stage_seconds = metrics.histogram("finprint_ingest_stage_seconds", "Seconds one item spent in each "
+                                               "stage, by job kind.", ("kind", "stage"), buckets=ITEM_BUCKETS)
+
+    def observe(self, kind: str, outcome: Outcome, times: StageTimes) -> None:
+        self.items.labels(kind, outcome.status).inc()
+        for stage, seconds in times.seconds.items():
+            self.stage_seconds.labels(kind, stage).observe(seconds)
+
+
 class Worker:
     """One worker: a loop of claim -> process a batch concurrently -> record each outcome."""
 
     def __init__(self, settings: GatewaySettings, pipeline: Pipeline, catalog: CatalogClient, queue: IngestQueue,
-                 *, worker_id: str | None = None, job_id: str | None = None) -> None:
+                 *, worker_id: str | None = None, job_id: str | None = None,
+                 metrics: WorkerMetrics | None = None) -> None:
         self.settings = settings
         self.pipeline = pipeline
         self.catalog = catalog
@@ -158,6 +176,7 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self.job_id = job_id
         self.totals = StageTimes()
+        self.metrics = metrics
         self.processed = 0
         self._species: set[str] | None = None
 
@@ -253,10 +272,15 @@ class Worker:
         for name, seconds in times.seconds.items():
             self.totals.seconds[name] += seconds
         outcome.result["timings_ms"] = times.as_ms()
+        self._observe(item, outcome, times)
         return outcome
 
+    def _observe(self, item: dict[str, Any], outcome: Outcome, times: StageTimes) -> None:
+        if self.metrics is not None:
+            self.metrics.observe(str(item["job_options"].get("kind", "ingest")), outcome, times)
+
     async def _ingest(self, item: dict[str, Any], times: StageTimes) -> Outcome:
-        if item["job_options"].get("kind") == REEMBED:
+        if item["job_options"].get("kind") == REEMBED_JOB_KIND:
             return await self._reembed(item, times)
         org_id = item["org_id"]
         with times.stage("decode"):
@@ -296,7 +320,8 @@ class Worker:
         result = {"sha256": sha256, "media_id": enrolled.catalog["media"][0]["id"],
                   "encounter_id": enrolled.catalog["encounter"]["id"], "duplicate": False,
                   "decision": enrolled.decision, "individual_id": row.individual_id, "animals": results_of(enrolled)}
-        reindex = (org_id, enrolled.species_to_index) if enrolled.species_to_index else None
+        groups = enrolled.groups_to_index
+        reindex = (org_id, groups[0]) if groups else None
         return Outcome("done", result, media_id=result["media_id"], reindex=reindex)
 
     async def _reembed(self, item: dict[str, Any], times: StageTimes) -> Outcome:

@@ -6,12 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends
 
+from finprint.schemas.catalog import OrganisationSettings
 from services.gateway.adapters.catalog import segment
 from services.gateway.dependencies import GatewayContext, gateway_context, require
 from services.gateway.domain.principal import Principal, Role
 
 router = APIRouter(prefix="/v1", tags=["administration"])
 Admin = Annotated[Principal, Depends(require(Role.admin))]
+Viewer = Annotated[Principal, Depends(require(Role.viewer))]
 Context = Annotated[GatewayContext, Depends(gateway_context)]
 
 
@@ -44,3 +46,19 @@ async def revoke_api_key(key_id: str, principal: Admin, ctx: Context) -> dict:
     # A revoked key must stop working at once in this process, not after the verification cache expires.
     ctx.api_key_cache.clear()
     return revoked
+
+
+@router.get("/settings", summary="The organisation's settings (auto-accept precision target)")
+async def get_settings(principal: Viewer, ctx: Context) -> OrganisationSettings:
+    return OrganisationSettings.model_validate(await ctx.catalog.settings(principal.org_id))
+
+
+@router.put("/settings", summary="Change the organisation's settings (audited)",
+            description="`auto_accept_precision`: a stored match (`POST /v1/encounters`, `POST /v1/identify?store=true`, "
+            "ingest) whose top candidate clears its species' cut for this precision target is confirmed without "
+            "review, decided by `auto-accept` and audited with its probability and the cut; null turns it off. "
+            "The cuts and their measured precision are on the model card (docs/models.md).")
+async def put_settings(principal: Admin, ctx: Context, body: OrganisationSettings) -> OrganisationSettings:
+    updated = await ctx.catalog.forward("PUT", f"/v1/orgs/{principal.org_id}/settings",
+                                        json={**body.model_dump(), "updated_by": principal.subject})
+    return OrganisationSettings.model_validate(updated)

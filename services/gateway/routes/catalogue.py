@@ -11,7 +11,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, Response
 
 from finprint.problems import Problem
+from finprint.schemas.catalog import ExplanationOut
+from finprint.schemas.gateway import DuplicateScan, PossibleDuplicate
 from services.gateway.adapters.catalog import segment
+from services.gateway.application import duplicates
+from services.gateway.application import explain as explaining
 from services.gateway.dependencies import GatewayContext, gateway_context, require
 from services.gateway.domain.paging import decode_cursor, public_page
 from services.gateway.domain.principal import Principal, Role
@@ -183,17 +187,34 @@ Decision = Literal["pending", "confirmed", "new_individual", "rejected"]
 @router.get("/identifications", summary="The review queue (pending by default)",
             description="Each identification names its photo's sighting (`encounter_id`, `occurred_at`, "
             "`location_name`). `species`: of an animal predicted as that species; `since`, `until`, `location`, "
-            "`dated`: of a photo whose sighting was then, there, or undated.")
+            "`dated`: of a photo whose sighting was then, there, or undated. `decided_by=auto-accept` with "
+            "`decision=confirmed`: the matches confirmed without review (`PUT /v1/settings`), which a reviewer "
+            "revises with `:decide` like any other.")
 async def list_identifications(principal: Viewer, ctx: Context, cursor: Cursor = None, limit: PageLimit = 50,
                                decision: Decision | None = "pending", species: Species = None, since: Since = None,
-                               until: Until = None, location: Location = None, dated: Dated = None) -> dict:
+                               until: Until = None, location: Location = None, dated: Dated = None,
+                               decided_by: Annotated[str | None, Query(max_length=200)] = None) -> dict:
     return await _page(ctx, f"{_org(principal)}/identifications", cursor, limit, decision=decision,
-                       species=species, since=since, until=until, location=location, dated=dated)
+                       species=species, since=since, until=until, location=location, dated=dated,
+                       decided_by=decided_by)
 
 
 @router.get("/identifications/{identification_id}", summary="An identification with its candidates")
 async def get_identification(identification_id: str, principal: Viewer, ctx: Context) -> dict:
     return await ctx.catalog.forward("GET", f"{_org(principal)}/identifications/{segment(identification_id)}")
+
+
+@router.get("/identifications/{identification_id}/explanations/{candidate}",
+            summary="Why this match: heatmaps of the photo under review and a candidate's photo",
+            description="`candidate`: a catalogue code (or individual id) among the identification's candidates. "
+            "Each photo gets a heatmap of the regions that drive the similarity (sliding occlusion by the embedder: "
+            "hiding a high cell lowers the pair's cosine the most) and a PNG overlay (`overlay_url`, presigned), "
+            "to show side by side. Computed on first request (a few seconds on a CPU), kept in the object store "
+            "for the next.")
+async def explain_candidate(identification_id: str, candidate: str, principal: Viewer, ctx: Context
+                            ) -> ExplanationOut:
+    return await explaining.explain_candidate(ctx.pipeline, ctx.catalog, principal.org_id, identification_id,
+                                              candidate)
 
 
 @router.post("/identifications/{identification_id}:decide", summary="Confirm a candidate, declare a new "
@@ -212,8 +233,58 @@ async def decide(identification_id: str, principal: Reviewer, ctx: Context, body
         species = body["new_individual"].get("species")
     result = await ctx.catalog.forward(
         "POST", f"{_org(principal)}/identifications/{segment(identification_id)}:decide", json=payload)
-    await _reindex(ctx, principal, species)
+    # A rejection (e.g. of an auto-accepted match) takes the photo out of its species' index now.
+    await _reindex(ctx, principal, species or result.get("species"))
     return result
+
+
+# --- possible duplicates ------------------------------------------------------------------------
+
+DuplicateStatus = Literal["pending", "merged", "dismissed"]
+
+
+@router.post("/duplicates:scan", summary="Find individuals catalogued twice and file them for review",
+             description="Compares the individuals of each species (or of `species`) by their galleries; pairs closer "
+             "than the species' calibrated cut (model card, docs/models.md) join the queue of `GET /v1/duplicates`. "
+             "A nightly job runs the same for every organisation (`finprint duplicates`). Pairs already decided are "
+             "not filed again.")
+async def scan_duplicates(principal: Reviewer, ctx: Context, body: Annotated[dict | None, Body(examples=[
+        {"species": ["humpback_whale"]}])] = None) -> DuplicateScan:
+    species = (body or {}).get("species")
+    if species is not None and (not isinstance(species, list) or not all(isinstance(s, str) for s in species)):
+        raise Problem(422, "`species` is a list of species keys.", slug="validation-error",
+                      errors=[{"field": "species", "message": "a list of strings", "type": "list_type"}])
+    return await duplicates.scan(ctx.pipeline, ctx.catalog, principal.org_id, principal.subject, species)
+
+
+@router.get("/duplicates", summary="Possible duplicates: two individuals' galleries side by side (pending by default)")
+async def list_duplicates(principal: Viewer, ctx: Context, cursor: Cursor = None, limit: PageLimit = 20,
+                          status: DuplicateStatus | None = "pending", species: Species = None) -> dict:
+    page = await _page(ctx, f"{_org(principal)}/duplicates", cursor, limit, status=status, species=species)
+    items = await duplicates.review_items(ctx.catalog, principal.org_id, page["items"])
+    return {**page, "items": [i.model_dump() for i in items]}
+
+
+@router.get("/duplicates/{pair_id}", summary="A possible duplicate")
+async def get_duplicate(pair_id: str, principal: Viewer, ctx: Context) -> PossibleDuplicate:
+    pair = await ctx.catalog.forward("GET", f"{_org(principal)}/duplicates/{segment(pair_id)}")
+    [item] = await duplicates.review_items(ctx.catalog, principal.org_id, [pair])
+    return item
+
+
+@router.post("/duplicates/{pair_id}:decide", summary="Merge the two individuals (one click), or dismiss the pair")
+async def decide_duplicate(pair_id: str, principal: Reviewer, ctx: Context, body: Annotated[dict, Body(examples=[
+        {"decision": "merged"}, {"decision": "merged", "keep": "HW-0311"}, {"decision": "dismissed"}])]
+        ) -> PossibleDuplicate:
+    payload = {**body, "decided_by": principal.subject}
+    if body.get("keep"):
+        payload["keep"] = (await resolve_individual(ctx, principal, str(body["keep"])))["id"]
+    pair = await ctx.catalog.forward("POST", f"{_org(principal)}/duplicates/{segment(pair_id)}:decide",
+                                     json=payload)
+    if pair["status"] == "merged":
+        await _reindex(ctx, principal, pair["species"])
+    [item] = await duplicates.review_items(ctx.catalog, principal.org_id, [pair])
+    return item
 
 
 # --- comments, audit, exports --------------------------------------------------------------------

@@ -63,7 +63,8 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_lengt
     summary="Which species and which catalogued individual is in this photo",
     description="Send one photo as the multipart field `image` or as a raw image/jpeg, image/png or image/webp "
     "body. Nothing is stored unless `store=true` (contributors): then an encounter and an identification "
-    "waiting for review are created.",
+    "waiting for review are created, or confirmed at once when the organisation's auto-accept target is set "
+    "(`PUT /v1/settings`) and the match clears its species' cut (`decision`: confirmed).",
     responses={200: {"content": {"application/json": {"example": IDENTIFY_EXAMPLE}}}},
     openapi_extra=IDENTIFY_BODY,
 )
@@ -77,15 +78,19 @@ async def identify_photo(
     if store and not principal.may(Role.contributor):
         raise Problem(403, "Storing a photo needs the contributor role.", slug="forbidden", needed_role="contributor")
     upload = await read_single_image(request)
-    response, analysis = await identify(ctx.pipeline, ctx.catalog, principal.org_id, upload)
+    target = await ctx.enrolment.precision_target(principal.org_id) if store else None
+    response, analysis = await identify(ctx.pipeline, ctx.catalog, principal.org_id, upload, target)
     if not store or not response.results:
         return response
     stored = await ctx.enrolment.store(EnrolmentRequest(
         principal.org_id, [upload], EncounterForm(), actor=principal.subject, uploaded_by=principal.subject,
         idempotency_key=idempotency_key, fingerprint=request_fingerprint("identify", [upload], {})), [analysis])
     enrolled = stored.catalog
+    for group in sorted(stored.auto_accepted):
+        await ctx.enrolment.index_soon(principal.org_id, group)
     for result, identification in zip(response.results, enrolled["identifications"]):
         result.identification_id = identification["id"]
+        result.decision = identification["decision"]
     response.encounter_id = enrolled["encounter"]["id"]
     response.media_id = enrolled["media"][0]["id"]
     return response

@@ -6,6 +6,7 @@ import json
 import logging
 from pathlib import Path
 
+from services.matcher.domain.calibration import calibration_from_card
 from services.matcher.domain.thresholds import ModelThresholds
 
 log = logging.getLogger("finprint.matcher.model")
@@ -34,6 +35,7 @@ def load_model_thresholds(model_repository: Path, fallback: float, temperature: 
         by_species={str(k): float(v) for k, v in by_species.items()},
         temperature=float(metadata.get("new_individual_temperature", temperature)),
         centroid_weight=float((metadata.get("individual_scoring") or {}).get("centroid_weight", 0.0)),
+        calibration=calibration_from_card(metadata),
     )
     log.info(
         "new-individual thresholds loaded",
@@ -42,6 +44,7 @@ def load_model_thresholds(model_repository: Path, fallback: float, temperature: 
                 "path": str(path),
                 "default": thresholds.default,
                 "species": len(thresholds.by_species),
+                "calibrated_species": len(thresholds.calibration.by_species),
             }
         },
     )

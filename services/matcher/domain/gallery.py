@@ -173,6 +173,17 @@ class Gallery:
                 generation["serving"] = serving
             shards[f"{org_id}:{group}"] = generation
         return shards
+    def photos(self, key: IndexKey) -> tuple[list[str], list[str], np.ndarray] | None:
+        """The key's embeddings (ids, individuals, vectors); None when this shard holds no index for it."""
+        if not self.ownership.owns(key.org_id, key.species_group):
+            raise NotOwned(
+                key.org_id, key.species_group, self.ownership.owner_of(key.org_id, key.species_group)
+            )
+        serving = self.serving_version(key.org_id, key.species_group)
+        if serving is not None and serving != key.model_version:
+            raise VersionMismatch(key, serving, self.kept_versions(key.org_id, key.species_group))
+        index = self._indexes.get(key_tuple(key))
+        return None if index is None else index.photos()
 
     def infos(self) -> list[IndexInfo]:
         return [self._info(index.key, index) for index in list(self._indexes.values())]

@@ -190,6 +190,13 @@ class VectorIndex:
         with self._rw.reading():
             return [(e, entry.individual_id) for e, entry in self._entries.items()], int(self._faiss.ntotal)
 
+    def photos(self) -> tuple[list[str], list[str], np.ndarray]:
+        """Every indexed embedding: its id, its individual and its vector (unit rows), as one stable view."""
+        with self._write_mutex, self._rw.reading():
+            internal_ids, vectors = self._export()
+            owners = [self._by_internal[int(i)] for i in internal_ids]
+        return [e for e, _ in owners], [i for _, i in owners], np.asarray(vectors, dtype=np.float32)
+
     def search(self, queries: np.ndarray, k: int, scoring: IndividualScoring = BEST_IMAGE) -> list[list[IndividualScore]]:
         """The k best individuals per query (unit rows), scored as ``scoring`` says.
 

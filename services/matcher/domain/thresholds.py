@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from finprint.schemas.matcher import OrgThresholds
+from services.matcher.domain.calibration import Calibration
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,8 @@ class ModelThresholds:
     temperature: float = 0.05
     centroid_weight: float = 0.0
     """How individuals were scored when these thresholds were chosen (``IndividualScoring``)."""
+    calibration: Calibration = field(default_factory=Calibration)
+    """Calibrated probabilities and auto-accept cuts, fitted under the same scoring rule."""
 
 
 class ThresholdBook:

@@ -107,6 +107,8 @@ class Organisation(Timestamped, Base):
     id: Mapped[UuidPrimaryKey]
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[Line]
+    auto_accept_precision: Mapped[float | None] = mapped_column(Float)
+    """The precision target under which a match is confirmed without review; null: off."""
 
 
 class User(Timestamped, Base):
@@ -333,6 +335,33 @@ class Identification(Timestamped, Base):
     @property
     def species(self) -> str | None:
         return self.annotation.species_key
+
+
+class DuplicatePair(Timestamped, Base):
+    """Two individuals of one species whose galleries are so close they may be one animal, waiting
+    for a reviewer: merged (one click) or dismissed, and then not filed again."""
+
+    __tablename__ = "duplicate_pairs"
+    __table_args__ = (
+        UniqueConstraint("org_id", "individual_a_id", "individual_b_id",
+                         name="uq_duplicate_pairs_org_id_individual_a_id_individual_b_id"),
+        one_of("status", "pending", "merged", "dismissed"),
+    )
+
+    id: Mapped[UuidPrimaryKey]
+    org_id: Mapped[OrgForeignKey]
+    species_key: Mapped[str] = mapped_column(ForeignKey("species.key"))
+    individual_a_id: Mapped[str] = mapped_column(ForeignKey("individuals.id"))
+    individual_b_id: Mapped[str] = mapped_column(ForeignKey("individuals.id"))
+    score: Mapped[float] = mapped_column(Float)
+    model_version: Mapped[str] = mapped_column(String(100))
+    annotation_a_id: Mapped[str | None] = mapped_column(String(36))
+    """The photos of the closest pair (annotation ids; not keys: a photo may go, the pair stays)."""
+    annotation_b_id: Mapped[str | None] = mapped_column(String(36))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    decided_by: Mapped[Line | None]
+    decided_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class AuditEntry(Base):

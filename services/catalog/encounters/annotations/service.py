@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import Select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from finprint.schemas.catalog import AnnotationCreate, AnnotationOut, AnnotationUpdate, Box, EmbeddingIn
+from finprint.schemas.catalog import AnnotationCreate, AnnotationOut, AnnotationUpdate, Box, Candidate, EmbeddingIn
 from services.catalog.adapters.db.models import Annotation, Embedding, Media, new_id
 from services.catalog.audit import service as audit
 from services.catalog.encounters.media.service import get_media
@@ -75,6 +76,25 @@ def _embeddings(org_id: str, annotation_id: str, request: AnnotationCreate) -> l
         raise Invalid(f"one embedding per model version (given {versions})", field="other_embeddings")
     return [Embedding(id=annotation_id if i == 0 else new_id(), org_id=org_id, model_version=e.model_version,
                       vector=embedding_bytes(e)) for i, e in enumerate(given)]
+
+
+def annotations_of_embeddings(session: Session, org_id: str, ids: set[str]) -> dict[str, str]:
+    """The annotation each id names: an annotation's own id, or the id of one of its embeddings (what the
+    matcher reports; an annotation's first embedding has its id, those of later model versions do not).
+    Ids of nothing in the organisation are left out."""
+    if not ids:
+        return {}
+    rows = session.execute(select(Embedding.id, Embedding.annotation_id).where(
+        Embedding.org_id == org_id, Embedding.id.in_(ids)))
+    return {embedding_id: annotation_id for embedding_id, annotation_id in rows}
+
+
+def candidates_out(session: Session, org_id: str, candidates: Sequence[Candidate]) -> list[dict]:
+    """Candidates as an identification keeps them, each naming the annotation of the photo that gave its
+    score (the matcher names the embedding, which after a model upgrade is not the annotation's id)."""
+    photos = annotations_of_embeddings(session, org_id, {c.best_annotation_id for c in candidates
+                                                         if c.best_annotation_id})
+    return [{**c.model_dump(), "best_annotation_id": photos.get(c.best_annotation_id or "")} for c in candidates]
 
 
 def get_annotation(session: Session, org_id: str, annotation_id: str) -> Annotation:

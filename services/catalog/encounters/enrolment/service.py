@@ -22,7 +22,7 @@ from finprint.objectstore import ObjectStore
 from finprint.schemas.catalog import AnnotationCreate, Candidate, EnrolAnnotation, EnrolPhoto, EnrolRequest
 from services.catalog.adapters.db.models import Annotation, Encounter, Identification, Individual, Media, utcnow
 from services.catalog.audit import service as audit
-from services.catalog.encounters.annotations.service import create_annotation
+from services.catalog.encounters.annotations.service import candidates_out, create_annotation
 from services.catalog.encounters.media.service import StoredMedia, get_media, store_media, with_exif_defaults
 from services.catalog.encounters.sightings.service import create_encounter, get_encounter
 from services.catalog.individuals.service import active_individual, assign, create_individual
@@ -137,7 +137,7 @@ def _identify(
     identification = Identification(
         org_id=org_id,
         annotation_id=annotation.id,
-        candidates=[Candidate.model_validate(c).model_dump() for c in item.candidates],
+        candidates=candidates_out(session, org_id, [Candidate.model_validate(c) for c in item.candidates]),
         new_individual_probability=item.new_individual_probability,
         model_version=item.embedding.model_version if item.embedding else None,
         decision=item.decision,
@@ -147,6 +147,9 @@ def _identify(
     )
     session.add(identification)
     session.flush()
+    if item.auto_accept is not None:
+        audit.append(session, org_id, "identification", identification.id, "auto_accepted", identification.decided_by,
+                     individual_id=identification.individual_id, **item.auto_accept.model_dump())
     return identification, new_individual
 
 
