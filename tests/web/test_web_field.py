@@ -166,6 +166,8 @@ def test_review_cards_are_titled_by_sighting_and_filtered(page: Page, catalogue:
 
 def test_the_compare_view_zooms_pans_flips_and_decides_by_keyboard(page: Page, field_system: WebSystem,
                                                                     catalogue: Catalogue) -> None:
+    from playwright.sync_api import expect
+
     with api(field_system) as fp:
         item = fp.request("GET", f"/v1/identifications/{catalogue.pending_dated}").json()
         media = fp.request("GET", f"/v1/media/{item['media_id']}").json()
@@ -179,7 +181,7 @@ def test_the_compare_view_zooms_pans_flips_and_decides_by_keyboard(page: Page, f
     dialog.wait_for()
     wait_for_images(page, "dialog.compare .compare-photo", 2)
     page.wait_for_function("() => document.querySelectorAll('dialog.compare .compare-stage[data-scale]').length === 2")
-    query_img = dialog.locator(".compare-pane").first.locator("img")
+    query_img = dialog.locator(".compare-pane").first.locator("img.compare-photo")
     # Full resolution: the photo itself, not a thumbnail.
     assert query_img.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [media["width"], media["height"]]
     assert dialog.get_attribute("data-candidate") == codes[0]
@@ -238,6 +240,21 @@ def test_the_compare_view_zooms_pans_flips_and_decides_by_keyboard(page: Page, f
     page.keyboard.press("f")
     page.keyboard.press("0")
     save_figure(page, "compare")
+
+    # "w": why this match, the explanation's heatmaps over both photos, the candidate's pane on the
+    # photo that was explained.
+    page.keyboard.press("w")
+    page.wait_for_function("code => document.querySelector('dialog.compare').dataset.explained === code",
+                           arg=catalogue.first, timeout=ANALYSIS_TIMEOUT_MS)
+    with api(field_system) as fp:
+        why = fp.request("GET", f"/v1/identifications/{catalogue.pending_dated}/explanations/{catalogue.first}").json()
+    assert candidate.get_attribute("data-media-id") == why["candidate"]["media_id"]
+    wait_for_images(page, "dialog.compare .compare-overlay:not([hidden])", 2)
+    assert why["similarity"] == pytest.approx(float(page.locator(".compare-why").inner_text()
+                                                    .split("cosine ")[1].split(",")[0]), abs=1e-3)
+    save_figure(page, "compare-why")
+    page.keyboard.press("w")
+    expect(dialog.locator(".compare-overlay:not([hidden])")).to_have_count(0)
 
     page.keyboard.press("c")
     page.get_by_text(f"Confirmed as {catalogue.first}").wait_for()
