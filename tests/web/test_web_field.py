@@ -101,6 +101,8 @@ def api(system: WebSystem) -> FinprintClient:
 
 def save_figure(page: Page, name: str, *, full_page: bool = False) -> None:
     """A screenshot for docs/web.md, shrunk and reduced to a palette so the repository stays small."""
+    if full_page:
+        page.evaluate("() => window.scrollTo(0, 0)")  # else the sticky header is drawn where the view was
     shot = Image.open(io.BytesIO(page.screenshot(full_page=full_page))).convert("RGB")
     if shot.width > FIGURE_WIDTH:
         shot = shot.resize((FIGURE_WIDTH, round(shot.height * FIGURE_WIDTH / shot.width)), Image.LANCZOS)
@@ -112,11 +114,16 @@ def save_figure(page: Page, name: str, *, full_page: bool = False) -> None:
 
 
 def _looks_the_same(shot: Image.Image, path: Path) -> bool:
+    """Compared at a quarter of the size, where the palette's dithering averages out but a moved
+    header or a new chart does not."""
     with Image.open(path) as old:
         if old.size != shot.size:
             return False
-        changed = ImageChops.difference(old.convert("RGB"), shot).convert("L").point(lambda v: 255 if v > 48 else 0)
-    return sum(changed.histogram()[255:]) < FIGURE_CHANGED_PIXELS * shot.width * shot.height
+        small = (max(1, shot.width // 4), max(1, shot.height // 4))
+        before = old.convert("RGB").resize(small, Image.BOX)
+    changed = ImageChops.difference(before, shot.resize(small, Image.BOX)).convert("L").point(
+        lambda v: 255 if v > 4 else 0)
+    return sum(changed.histogram()[255:]) < FIGURE_CHANGED_PIXELS * small[0] * small[1]
 
 
 def wait_for_images(page: Page, selector: str, count: int) -> None:
@@ -159,6 +166,8 @@ def test_review_cards_are_titled_by_sighting_and_filtered(page: Page, catalogue:
 
 def test_the_compare_view_zooms_pans_flips_and_decides_by_keyboard(page: Page, field_system: WebSystem,
                                                                     catalogue: Catalogue) -> None:
+    from playwright.sync_api import expect
+
     with api(field_system) as fp:
         item = fp.request("GET", f"/v1/identifications/{catalogue.pending_dated}").json()
         media = fp.request("GET", f"/v1/media/{item['media_id']}").json()
@@ -172,7 +181,7 @@ def test_the_compare_view_zooms_pans_flips_and_decides_by_keyboard(page: Page, f
     dialog.wait_for()
     wait_for_images(page, "dialog.compare .compare-photo", 2)
     page.wait_for_function("() => document.querySelectorAll('dialog.compare .compare-stage[data-scale]').length === 2")
-    query_img = dialog.locator(".compare-pane").first.locator("img")
+    query_img = dialog.locator(".compare-pane").first.locator("img.compare-photo")
     # Full resolution: the photo itself, not a thumbnail.
     assert query_img.evaluate("i => [i.naturalWidth, i.naturalHeight]") == [media["width"], media["height"]]
     assert dialog.get_attribute("data-candidate") == codes[0]
@@ -232,6 +241,21 @@ def test_the_compare_view_zooms_pans_flips_and_decides_by_keyboard(page: Page, f
     page.keyboard.press("0")
     save_figure(page, "compare")
 
+    # "w": why this match, the explanation's heatmaps over both photos, the candidate's pane on the
+    # photo that was explained.
+    page.keyboard.press("w")
+    page.wait_for_function("code => document.querySelector('dialog.compare').dataset.explained === code",
+                           arg=catalogue.first, timeout=ANALYSIS_TIMEOUT_MS)
+    with api(field_system) as fp:
+        why = fp.request("GET", f"/v1/identifications/{catalogue.pending_dated}/explanations/{catalogue.first}").json()
+    assert candidate.get_attribute("data-media-id") == why["candidate"]["media_id"]
+    wait_for_images(page, "dialog.compare .compare-overlay:not([hidden])", 2)
+    assert why["similarity"] == pytest.approx(float(page.locator(".compare-why").inner_text()
+                                                    .split("cosine ")[1].split(",")[0]), abs=1e-3)
+    save_figure(page, "compare-why")
+    page.keyboard.press("w")
+    expect(dialog.locator(".compare-overlay:not([hidden])")).to_have_count(0)
+
     page.keyboard.press("c")
     page.get_by_text(f"Confirmed as {catalogue.first}").wait_for()
     assert dialog.count() == 0
@@ -262,6 +286,8 @@ def test_an_individuals_timeline_intervals_and_edits_with_their_audit_trail(page
     expect(timeline.locator(".timeline-entry h3").first).to_contain_text("2 Jun 2024")
     expect(timeline.locator(".timeline-entry .timeline-place").first).to_contain_text("Stellwagen Bank")
     assert timeline.locator(".timeline-gap").all_inner_texts() == [f"{d} days later" for d in intervals]
+    strip = page.get_by_role("img", name=f"{len(days)} dated sighting(s), 2 Jun 2024 to ")
+    assert strip.locator("circle.strip-dot").count() == len(days)
     assert f"intervals {', '.join(map(str, intervals))} days" in page.locator(".resightings").inner_text()
     wait_for_images(page, ".timeline-photos img", len(days))
     # Each photo opens at full resolution: the link is the photo's own presigned URL.
@@ -371,6 +397,20 @@ def test_maps_show_natural_earth_land_and_cluster_sightings_offline(page: Page, 
     wait_for_map(page)
     assert page.locator(".map-frame").get_attribute("data-markers") == str(
         sum(1 for e in of_second if e["latitude"] is not None))
+    # The map stays under the sticky header when the page scrolls (its panes are isolated): a
+    # marker scrolled under the header is not what a click there reaches.
+    page.set_viewport_size({"width": 1360, "height": 300})
+    under = page.evaluate("""() => {
+        const header = document.querySelector('header.top').getBoundingClientRect();
+        const marker = document.querySelector('.map-frame .sighting-marker').getBoundingClientRect();
+        window.scrollTo(0, window.scrollY + marker.top + marker.height / 2 - (header.top + header.height / 2));
+        const now = document.querySelector('.map-frame .sighting-marker').getBoundingClientRect();
+        const hit = document.elementFromPoint(now.left + now.width / 2, now.top + now.height / 2);
+        const centre = now.top + now.height / 2;
+        window.scrollTo(0, 0);
+        return [header.top < centre && centre < header.bottom, !!hit.closest('header.top')];
+    }""")
+    assert under == [True, True]
     assert origins <= {field_system.url, *{"/".join(fp_url.split("/")[:3]) for fp_url in s3_origins(field_system)}}
 
 

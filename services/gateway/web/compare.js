@@ -3,8 +3,8 @@
 // at the same place in both), with a mirror flip, a contrast boost, the candidate's other photos,
 // and keyboard shortcuts for the decision.
 
-import { individual, mediaUrl } from "./api.js";
-import { h, s, replace, errorBox, boxCorners, sightingTitle } from "./dom.js";
+import { api, individual, mediaUrl } from "./api.js";
+import { h, s, replace, errorBox, busy, boxCorners, sightingTitle } from "./dom.js";
 
 const ZOOM_STEP = 1.25;
 const ZOOM_MIN = 0.25;  // 1 fits the photo to its pane; below, a small photo at 1:1
@@ -13,25 +13,30 @@ const ZOOM_MAX = 40;
 export const SHORTCUTS = [
   ["ArrowRight", "next candidate"], ["ArrowLeft", "previous candidate"], ["p", "candidate's next photo"],
   ["c", "confirm this candidate"], ["n", "new individual"], ["r", "reject"],
-  ["a", "zoom to the animal"], ["f", "flip the photo under review"], ["h", "high contrast"], ["+ / -", "zoom"], ["0", "fit"], ["Esc", "close"],
+  ["a", "zoom to the animal"], ["w", "why this match (heatmaps)"], ["f", "flip the photo under review"], ["h", "high contrast"], ["+ / -", "zoom"], ["0", "fit"], ["Esc", "close"],
 ];
 
-// One pane: a stage (the photo at its own pixel size, and the box over it) moved by a transform.
+// One pane: a stage (the photo at its own pixel size, the box and the explanation's heatmap over
+// it) moved by a transform.
 function pane(label) {
   const img = h("img", { class: "compare-photo", alt: label, draggable: "false" });
-  const stage = h("div", { class: "compare-stage" }, img);
+  const overlay = h("img", { class: "compare-overlay", alt: "", hidden: true, draggable: "false" });
+  const stage = h("div", { class: "compare-stage" }, img, overlay);
   const viewport = h("div", { class: "compare-viewport", role: "img", "aria-label": label, tabindex: 0 }, stage);
   const caption = h("p", { class: "compare-caption" });
-  return { img, stage, viewport, caption, element: h("figure", { class: "compare-pane" }, viewport, caption) };
+  return { img, overlay, stage, viewport, caption,
+    element: h("figure", { class: "compare-pane" }, viewport, caption) };
 }
 
-function loadInto(p, url) {
+function loadImage(img, url) {
   return new Promise((resolve, reject) => {
-    p.img.addEventListener("load", resolve, { once: true });
-    p.img.addEventListener("error", () => reject(new Error("The photo could not be loaded.")), { once: true });
-    p.img.src = url;
+    img.addEventListener("load", resolve, { once: true });
+    img.addEventListener("error", () => reject(new Error("The photo could not be loaded.")), { once: true });
+    img.src = url;
   });
 }
+
+const loadInto = (p, url) => loadImage(p.img, url);
 
 // ``item`` is an identification of the review queue (``media_id``, ``box``, ``candidates``, its
 // sighting), or a photo being identified (``photo_url`` instead of ``media_id``); ``decide(code)``,
@@ -57,6 +62,15 @@ export function openCompare(item, { decide, declareNew, reject, start = 0 } = {}
     "aria-keyshortcuts": key, dataset: { toggle: name }, onclick }, label);
   const flipButton = toggle("flip", "Flip", "f", () => { view.flipped = !view.flipped; apply(); });
   const contrastButton = toggle("contrast", "Contrast", "h", () => { view.contrast = !view.contrast; apply(); });
+  // Why this match: only a stored identification has explanations (GET .../explanations/{code}).
+  const whyButton = item.id ? toggle("why", "Why this match", "w", () => {
+    explaining = !explaining;
+    explain();
+  }) : null;
+  const whyStatus = h("p", { class: "hint compare-why", "aria-live": "polite" });
+  const explanations = new Map();  // candidate code → the API's answer (a promise)
+  let explaining = false;
+  let explained = null;            // the answer shown now
   const button = (label, key, onclick, className) => h("button", { type: "button", "aria-keyshortcuts": key,
     class: className, onclick }, label);
 
@@ -70,9 +84,10 @@ export function openCompare(item, { decide, declareNew, reject, start = 0 } = {}
     h("div", { class: "compare-tools", role: "toolbar", "aria-label": "View" },
       button("−", "-", () => zoomBy(1 / ZOOM_STEP)), zoomLabel, button("+", "+", () => zoomBy(ZOOM_STEP)),
       button("Fit", "0", () => reset()), button("1:1", "1", () => actualPixels()),
-      button("Animal", "a", () => toAnimal()), flipButton, contrastButton,
+      button("Animal", "a", () => toAnimal()), flipButton, contrastButton, whyButton,
       button("← Previous", "ArrowLeft", () => show(index - 1)), button("Next →", "ArrowRight", () => show(index + 1)),
       button("Next photo", "p", () => showPhoto(photoIndex + 1))),
+    whyStatus,
     strip,
     deciding ? h("div", { class: "actions compare-decide" }, confirmButton,
       button("New individual…", "n", () => finish(declareNew)), button("Reject", "r", () => finish(reject), "danger"))
@@ -216,6 +231,8 @@ export function openCompare(item, { decide, declareNew, reject, start = 0 } = {}
       li.querySelector("button").setAttribute("aria-current", n === photoIndex ? "true" : "false");
     }
     replace(other.caption, `Photo ${photoIndex + 1} of ${photos.length} of ${codeOf(index)}`);
+    // The heatmap belongs to the photo that was explained, not to the candidate's other photos.
+    other.overlay.hidden = !(explaining && explained && explained.candidate.media_id === mediaId);
     try {
       await loadInto(other, await mediaUrl(mediaId));
       apply();
@@ -242,12 +259,61 @@ export function openCompare(item, { decide, declareNew, reject, start = 0 } = {}
       const all = (found.sightings || []).flatMap((sighting) => sighting.media_ids || []);
       const first = found.representative_media_id;
       photos = first ? [first, ...all.filter((id) => id !== first)] : all;
-      replace(strip, photos.map((id, n) => h("li", {}, h("button", { type: "button", class: "thumb",
-        "aria-label": `Photo ${n + 1} of ${code}`, onclick: () => showPhoto(n) }, thumb(id)))));
+      showStrip(code);
       if (!photos.length) replace(other.caption, `${code} has no photo yet.`);
       await showPhoto(0);
+      if (explaining) await explain();
     } catch (error) {
       replace(status, errorBox(error));
+    }
+  }
+
+  function showStrip(code) {
+    replace(strip, photos.map((id, n) => h("li", {}, h("button", { type: "button", class: "thumb",
+      "aria-label": `Photo ${n + 1} of ${code}`, onclick: () => showPhoto(n) }, thumb(id)))));
+  }
+
+  // The embedder's heatmaps over both photos, the candidate's pane on the photo that was explained
+  // (the one that gave the score). Computed by the server the first time (seconds), kept after.
+  async function explain() {
+    whyButton.setAttribute("aria-pressed", String(explaining));
+    explained = null;
+    delete dialog.dataset.explained;
+    for (const p of [query, other]) p.overlay.hidden = true;
+    if (!explaining || !candidates.length) {
+      replace(whyStatus);
+      return;
+    }
+    const code = codeOf(index);
+    const mine = loading;
+    replace(whyStatus, busy("Working out why this match (a few seconds the first time)…"));
+    try {
+      if (!explanations.has(code)) {
+        explanations.set(code, api.get(`/v1/identifications/${encodeURIComponent(item.id)}/explanations/`
+          + encodeURIComponent(code)).catch((error) => {
+          explanations.delete(code);
+          throw error;
+        }));
+      }
+      const found = await explanations.get(code);
+      if (mine !== loading || !explaining) return;
+      let at = photos.indexOf(found.candidate.media_id);
+      if (at < 0) {  // a photo the individual's page does not list (e.g. since moved): shown anyway
+        photos = [found.candidate.media_id, ...photos];
+        showStrip(code);
+        at = 0;
+      }
+      explained = found;
+      await Promise.all([loadImage(query.overlay, found.query.overlay_url),
+        loadImage(other.overlay, found.candidate.overlay_url), showPhoto(at)]);
+      if (mine !== loading || !explaining) return;
+      query.overlay.hidden = false;
+      other.overlay.hidden = false;
+      dialog.dataset.explained = code;
+      replace(whyStatus, "The model's view of both photos, tinted red where hiding a part lowers the similarity "
+        + `most (cosine ${found.similarity.toFixed(3)}, ${found.model_version}); w again shows the photos.`);
+    } catch (error) {
+      replace(whyStatus, errorBox(error));
     }
   }
 
@@ -273,7 +339,7 @@ export function openCompare(item, { decide, declareNew, reject, start = 0 } = {}
       ArrowRight: () => show(index + 1), j: () => show(index + 1), ArrowLeft: () => show(index - 1),
       k: () => show(index - 1), p: () => showPhoto(photoIndex + 1), c: confirmShown,
       n: () => finish(declareNew), r: () => finish(reject), f: () => flipButton.click(), h: () => contrastButton.click(),
-      a: toAnimal, "+": () => zoomBy(ZOOM_STEP), "=": () => zoomBy(ZOOM_STEP), "-": () => zoomBy(1 / ZOOM_STEP), 0: reset,
+      a: toAnimal, w: () => whyButton && whyButton.click(), "+": () => zoomBy(ZOOM_STEP), "=": () => zoomBy(ZOOM_STEP), "-": () => zoomBy(1 / ZOOM_STEP), 0: reset,
       1: actualPixels,
     };
     const action = actions[event.key];

@@ -4,7 +4,7 @@
 import { api, forgetIndividual } from "./api.js";
 import { sightingsMap } from "./maps.js";
 import { filterBar } from "./filters.js";
-import { h, replace, errorBox, busy, notice, mediaImage, photoLink, formatDate, daysBetween, sightingDate, sightingTitle,
+import { h, s as svg, replace, errorBox, busy, notice, mediaImage, photoLink, formatDate, daysBetween, sightingDate, sightingTitle,
   speciesName } from "./dom.js";
 
 const PHOTOS_SHOWN = 24;
@@ -80,6 +80,32 @@ export function resightingIntervals(dated) {
   return dated.slice(1).map((s, i) => daysBetween(dated[i].occurred_at, s.occurred_at));
 }
 
+const STRIP_WIDTH = 600;
+const STRIP_HEIGHT = 46;
+const STRIP_MARGIN = 14;
+
+// The sightings as dots on a line of years, from the first sighting's year to the last one's.
+function timelineStrip(dated) {
+  const day = (iso) => Date.UTC(Number(iso.slice(0, 4)), Number(iso.slice(5, 7)) - 1, Number(iso.slice(8, 10)));
+  const first = Number(dated[0].occurred_at.slice(0, 4));
+  const last = Number(dated[dated.length - 1].occurred_at.slice(0, 4));
+  const start = Date.UTC(first, 0, 1);
+  const end = Date.UTC(last + 1, 0, 1);
+  const x = (t) => STRIP_MARGIN + ((t - start) / (end - start)) * (STRIP_WIDTH - 2 * STRIP_MARGIN);
+  const years = Array.from({ length: last - first + 2 }, (_, i) => first + i);
+  const range = `${sightingDate(dated[0].occurred_at)} to ${sightingDate(dated[dated.length - 1].occurred_at)}`;
+  return svg("svg", { class: "timeline-strip", viewBox: `0 0 ${STRIP_WIDTH} ${STRIP_HEIGHT}`, role: "img",
+    "aria-label": `${dated.length} dated sighting(s), ${range}` },
+  svg("line", { class: "strip-axis", x1: STRIP_MARGIN, x2: STRIP_WIDTH - STRIP_MARGIN, y1: 18, y2: 18 }),
+  years.map((year) => {
+    const at = x(Date.UTC(year, 0, 1));
+    return svg("g", {}, svg("line", { class: "strip-tick", x1: at, x2: at, y1: 12, y2: 24 }),
+      year <= last ? svg("text", { class: "strip-label", x: at + 3, y: 38 }, String(year)) : null);
+  }),
+  dated.map((sighting) => svg("circle", { class: "strip-dot", cx: x(day(sighting.occurred_at)), cy: 18, r: 5 },
+    svg("title", {}, sightingTitle(sighting.occurred_at, sighting.location_name)))));
+}
+
 function timeline(sightings, code) {
   const { dated, undated } = chronological(sightings);
   const intervals = resightingIntervals(dated);
@@ -94,6 +120,7 @@ function timeline(sightings, code) {
   const sorted = [...intervals].sort((a, b) => a - b);
   const median = sorted.length ? sorted[Math.floor((sorted.length - 1) / 2)] : null;
   return h("div", { class: "timeline-block" },
+    dated.length ? timelineStrip(dated) : null,
     h("p", { class: "resightings" }, intervals.length
       ? `Resighted ${intervals.length} time(s); intervals ${intervals.join(", ")} days`
         + ` (shortest ${sorted[0]}, median ${median}, longest ${sorted[sorted.length - 1]}).`
