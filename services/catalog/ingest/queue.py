@@ -171,7 +171,9 @@ def complete(session: Session, item_id: str, request: CompleteRequest) -> Ingest
     item.error = request.error
     item.lease_expires_at = None
     session.flush()
-    job = session.get(IngestJob, item.job_id)
+    # Locked, so the last two items completed at once cannot each count the other as still open and
+    # leave the job running for ever (a re-embedding would then never swap); SQLite serialises writers.
+    job = session.get(IngestJob, item.job_id, with_for_update=True)
     assert job is not None
     finish_if_drained(session, job)
     return item
