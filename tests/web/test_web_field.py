@@ -588,8 +588,8 @@ def test_an_interrupted_bulk_upload_is_resumed_from_a_folder(page: Page, field_s
 # --- accessibility and a phone's width ---------------------------------------------------------
 
 AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
-VIEWS = {"#/identify": "Identify a photo", "#/review": "Review queue", "#/review/duplicates": "Possible duplicates",
-         "#/individuals": "Individuals",
+VIEWS = {"#/identify": "Identify a photo", "#/review": "Review queue",
+         "#/review/duplicates": "Possible duplicates", "#/individuals": "Individuals",
          "#/individuals/HW-F-2": "HW-F-2", "#/sightings": "Sightings", "#/bulk": "Bulk upload",
          "#/overview": "Overview"}
 READY = {"#/sightings": ".map-frame[data-ready]", "#/individuals/HW-F-2": ".map-frame[data-ready]"}
@@ -667,7 +667,8 @@ def test_the_page_fits_a_phones_width(browser: Browser, field_system: WebSystem,
         def fits() -> bool:
             return page.evaluate("() => document.scrollingElement.scrollWidth <= window.innerWidth")
 
-        for view in ["#/review", "#/review/duplicates", "#/individuals", "#/sightings", "#/bulk", "#/overview", "#/individuals/HW-F-2"]:
+        for view in ["#/review", "#/review/duplicates", "#/individuals", "#/sightings", "#/bulk", "#/overview",
+                     "#/individuals/HW-F-2"]:
             page.goto(f"/app/{view}")
             page.get_by_role("heading", level=1, name=VIEWS[view], exact=True).wait_for()
             assert fits(), f"{view} is wider than the phone"
@@ -808,7 +809,8 @@ def test_a_possible_duplicate_is_scanned_shown_side_by_side_and_merged_from_the_
             expect(shown.locator("dd").nth(2)).to_have_text(str(sightings[side["catalogue_code"]]))
         wait_for_images(page, f'article[data-pair-id="{pair["id"]}"] img.photo',
                         len(pair["a"]["photos"]) + len(pair["b"]["photos"]))
-        wait_for_images(page, "article.duplicate-pair img.photo", page.locator("article.duplicate-pair img").count())
+        every = page.locator("article.duplicate-pair img").count()  # the other pair's too, for the figure
+        wait_for_images(page, "article.duplicate-pair img.photo", every)
         page.evaluate("() => window.scrollTo(0, 0)")
         save_figure(page, "duplicates")
 
@@ -822,12 +824,13 @@ def test_a_possible_duplicate_is_scanned_shown_side_by_side_and_merged_from_the_
         message = page.get_by_role("status").filter(has_text=f"Merged {again} into {kept}")
         expect(message).to_be_visible()
         expect(card).to_have_count(0)
-        assert message.evaluate("m => document.activeElement === m"), "the focus must not fall back to the page"
+        assert message.evaluate("m => document.activeElement === m"), "the focus must not fall to the page"
 
     with api(field_system) as fp:
         decided = fp.request("GET", f"/v1/duplicates/{pair['id']}").json()
-        active = [i["catalogue_code"] for i in fp.request("GET", "/v1/individuals", params={"limit": 500}).json()["items"]]
+        listed = fp.request("GET", "/v1/individuals", params={"limit": 500}).json()["items"]
         survivor = fp.individual(kept)
+    active = [i["catalogue_code"] for i in listed]
     assert decided["status"] == "merged"
     assert kept in active and again not in active
     assert len(survivor["sightings"]) == sightings[kept] + sightings[again]
@@ -845,14 +848,16 @@ def test_not_the_same_animal_dismisses_a_possible_duplicate_on_a_phone(
         card = page.locator(f'article.duplicate-pair[data-pair-id="{pair["id"]}"]')
         wait_for_images(page, f'article[data-pair-id="{pair["id"]}"] img.photo',
                         len(pair["a"]["photos"]) + len(pair["b"]["photos"]))
-        assert page.evaluate("() => document.scrollingElement.scrollWidth <= window.innerWidth"), "wider than a phone"
+        assert page.evaluate("() => document.scrollingElement.scrollWidth <= window.innerWidth"), "too wide"
         card.get_by_role("button", name="Not the same animal").click()
-        expect(page.get_by_role("status").filter(has_text=f"{one} and {other} stay two individuals")).to_be_visible()
+        message = page.get_by_role("status").filter(has_text=f"{one} and {other} stay two individuals")
+        expect(message).to_be_visible()
         expect(card).to_have_count(0)
 
     with api(field_system) as fp:
         decided = fp.request("GET", f"/v1/duplicates/{pair['id']}").json()
-        active = [i["catalogue_code"] for i in fp.request("GET", "/v1/individuals", params={"limit": 500}).json()["items"]]
+        listed = fp.request("GET", "/v1/individuals", params={"limit": 500}).json()["items"]
+    active = [i["catalogue_code"] for i in listed]
     assert decided["status"] == "dismissed"
     assert {one, other} <= set(active)
     assert pending_pair(field_system, (one, other)) is None
