@@ -1,7 +1,8 @@
 """The web page's field-work views in a real browser (Debian's Chromium driven by Playwright)
 against the system on PostgreSQL and the S3 server: the compare view of the review queue, an
 individual's timeline and edits, the maps, the filters, the overview's figures, bulk upload, the
-identify page's compare view, an upload from the field, accessibility and a phone's width. The
+identify page's compare view, an upload from the field, possible duplicates merged or dismissed,
+accessibility and a phone's width. The
 flows save screenshots into docs/figures/web/ (docs/web.md shows them)."""
 
 from __future__ import annotations
@@ -67,9 +68,12 @@ def catalogue(field_system: WebSystem, shared_data: Path) -> Catalogue:
 
 
 @contextmanager
-def open_page(browser: Browser, system: WebSystem, width: int = 1360, height: int = 900) -> Iterator[Page]:
-    """A signed-in tab of that size; on leaving, no uncaught error, console error or failed page file."""
-    context = browser.new_context(viewport={"width": width, "height": height}, base_url=system.url)
+def open_page(browser: Browser, system: WebSystem, width: int = 1360, height: int = 900, *,
+              bypass_csp: bool = False) -> Iterator[Page]:
+    """A signed-in tab of that size; on leaving, no uncaught error, console error or failed page file.
+    ``bypass_csp`` lets a test inject axe-core (an inline script)."""
+    context = browser.new_context(viewport={"width": width, "height": height}, base_url=system.url,
+                                  bypass_csp=bypass_csp)
     page = context.new_page()
     page.set_default_timeout(ANALYSIS_TIMEOUT_MS)
     problems: list[str] = []
@@ -584,7 +588,8 @@ def test_an_interrupted_bulk_upload_is_resumed_from_a_folder(page: Page, field_s
 # --- accessibility and a phone's width ---------------------------------------------------------
 
 AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
-VIEWS = {"#/identify": "Identify a photo", "#/review": "Review queue", "#/individuals": "Individuals",
+VIEWS = {"#/identify": "Identify a photo", "#/review": "Review queue",
+         "#/review/duplicates": "Possible duplicates", "#/individuals": "Individuals",
          "#/individuals/HW-F-2": "HW-F-2", "#/sightings": "Sightings", "#/bulk": "Bulk upload",
          "#/overview": "Overview"}
 READY = {"#/sightings": ".map-frame[data-ready]", "#/individuals/HW-F-2": ".map-frame[data-ready]"}
@@ -662,7 +667,8 @@ def test_the_page_fits_a_phones_width(browser: Browser, field_system: WebSystem,
         def fits() -> bool:
             return page.evaluate("() => document.scrollingElement.scrollWidth <= window.innerWidth")
 
-        for view in ["#/review", "#/individuals", "#/sightings", "#/bulk", "#/overview", "#/individuals/HW-F-2"]:
+        for view in ["#/review", "#/review/duplicates", "#/individuals", "#/sightings", "#/bulk", "#/overview",
+                     "#/individuals/HW-F-2"]:
             page.goto(f"/app/{view}")
             page.get_by_role("heading", level=1, name=VIEWS[view], exact=True).wait_for()
             assert fits(), f"{view} is wider than the phone"
@@ -730,3 +736,128 @@ def test_a_photo_being_identified_is_compared_at_full_resolution_before_it_is_st
     assert dialog.get_attribute("data-zoom") == "1.2500"
     page.keyboard.press("Escape")
     expect(dialog).to_have_count(0)
+
+
+# --- possible duplicates -----------------------------------------------------------------------
+
+def reencoded(path: Path) -> bytes:
+    """The same shot as another file: the photo uploaded again, under another code."""
+    with Image.open(path) as image:
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, "JPEG", quality=80)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def planted_duplicates(field_system: WebSystem, shared_data: Path) -> list[tuple[str, str]]:
+    """Two whales each catalogued twice (a photo of it re-encoded, under a second code), as
+    tests/gateway/test_duplicates.py plants them; whales the catalogue fixture does not use."""
+    whales = individuals_with(shared_data, photos=3, count=6)[4:6]
+    pairs = []
+    with api(field_system) as fp:
+        for n, photos in enumerate(whales, start=1):
+            code = f"HW-D-{n}"
+            fp.enrol(photos[:2], individual_id=code, observed_at=f"2024-0{n + 5}-01T10:00:00-04:00",
+                     location="Cape Cod Bay")
+            fp.enrol([reencoded(photos[0])], individual_id=f"{code}-again")
+            pairs.append((code, f"{code}-again"))
+    return pairs
+
+
+def pending_pair(system: WebSystem, codes: tuple[str, str]) -> dict[str, Any] | None:
+    """The pending pair of these two individuals in `GET /v1/duplicates`, if filed."""
+    with api(system) as fp:
+        queue = fp.request("GET", "/v1/duplicates", params={"limit": 500}).json()["items"]
+    found = [p for p in queue if {p["a"]["catalogue_code"], p["b"]["catalogue_code"]} == set(codes)]
+    return found[0] if found else None
+
+
+def scan_from_the_page(page: Page) -> None:
+    from playwright.sync_api import expect
+
+    page.get_by_role("link", name="Review queue").click()
+    page.get_by_role("navigation", name="Review").get_by_role("link", name="Possible duplicates").click()
+    page.get_by_role("heading", level=1, name="Possible duplicates").wait_for()
+    page.get_by_role("button", name="Scan for duplicates").click()
+    expect(page.get_by_text("Scan done:")).to_be_visible(timeout=ANALYSIS_TIMEOUT_MS)
+    expect(page.get_by_role("button", name="Scan for duplicates")).to_be_enabled()
+
+
+def test_a_possible_duplicate_is_scanned_shown_side_by_side_and_merged_from_the_page(
+        browser: Browser, field_system: WebSystem, planted_duplicates: list[tuple[str, str]]) -> None:
+    from playwright.sync_api import expect
+
+    kept, again = planted_duplicates[0]
+    assert pending_pair(field_system, (kept, again)) is None, "the page's scan must be what files the pair"
+    with open_page(browser, field_system, bypass_csp=True) as page:
+        scan_from_the_page(page)
+        pair = pending_pair(field_system, (kept, again))
+        assert pair, "the scan must file the animal catalogued twice for this test to mean anything"
+        card = page.locator(f'article.duplicate-pair[data-pair-id="{pair["id"]}"]')
+        expect(card.locator("h2")).to_have_text(f"{kept} and {again}")  # in the codes' order
+        expect(card.locator(".hint").first).to_contain_text(f'gallery score {pair["score"]:.3f}')
+
+        # Both galleries side by side, in the API's order (the photos closest to each other first),
+        # with each individual's number of sightings.
+        with api(field_system) as fp:
+            sightings = {code: len(fp.individual(code)["sightings"]) for code in (kept, again)}
+        for side in (pair["a"], pair["b"]):
+            shown = card.locator(f'.duplicate-side[data-code="{side["catalogue_code"]}"]')
+            expect(shown.locator(".duplicate-gallery li")).to_have_count(len(side["photos"]))
+            assert shown.locator(".duplicate-gallery li").evaluate_all(
+                "items => items.map(li => li.dataset.mediaId)") == side["photos"]
+            expect(shown.locator("dd").nth(2)).to_have_text(str(sightings[side["catalogue_code"]]))
+        wait_for_images(page, f'article[data-pair-id="{pair["id"]}"] img.photo',
+                        len(pair["a"]["photos"]) + len(pair["b"]["photos"]))
+        every = page.locator("article.duplicate-pair img").count()  # the other pair's too, for the figure
+        wait_for_images(page, "article.duplicate-pair img.photo", every)
+        page.evaluate("() => window.scrollTo(0, 0)")
+        save_figure(page, "duplicates")
+
+        page.add_script_tag(path=str(AXE))  # the view with pairs shown (the axe test sees it empty)
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            assert axe_violations(page) == [], scheme
+        page.emulate_media(color_scheme="light")
+
+        card.get_by_role("button", name=f"Merge into {kept}", exact=True).click()
+        message = page.get_by_role("status").filter(has_text=f"Merged {again} into {kept}")
+        expect(message).to_be_visible()
+        expect(card).to_have_count(0)
+        assert message.evaluate("m => document.activeElement === m"), "the focus must not fall to the page"
+
+    with api(field_system) as fp:
+        decided = fp.request("GET", f"/v1/duplicates/{pair['id']}").json()
+        listed = fp.request("GET", "/v1/individuals", params={"limit": 500}).json()["items"]
+        survivor = fp.individual(kept)
+    active = [i["catalogue_code"] for i in listed]
+    assert decided["status"] == "merged"
+    assert kept in active and again not in active
+    assert len(survivor["sightings"]) == sightings[kept] + sightings[again]
+
+
+def test_not_the_same_animal_dismisses_a_possible_duplicate_on_a_phone(
+        browser: Browser, field_system: WebSystem, planted_duplicates: list[tuple[str, str]]) -> None:
+    from playwright.sync_api import expect
+
+    one, other = planted_duplicates[1]
+    with open_page(browser, field_system, width=390, height=844) as page:
+        scan_from_the_page(page)  # files the pair, or finds it filed already
+        pair = pending_pair(field_system, (one, other))
+        assert pair, "the scan must file the animal catalogued twice for this test to mean anything"
+        card = page.locator(f'article.duplicate-pair[data-pair-id="{pair["id"]}"]')
+        wait_for_images(page, f'article[data-pair-id="{pair["id"]}"] img.photo',
+                        len(pair["a"]["photos"]) + len(pair["b"]["photos"]))
+        assert page.evaluate("() => document.scrollingElement.scrollWidth <= window.innerWidth"), "too wide"
+        card.get_by_role("button", name="Not the same animal").click()
+        message = page.get_by_role("status").filter(has_text=f"{one} and {other} stay two individuals")
+        expect(message).to_be_visible()
+        expect(card).to_have_count(0)
+
+    with api(field_system) as fp:
+        decided = fp.request("GET", f"/v1/duplicates/{pair['id']}").json()
+        listed = fp.request("GET", "/v1/individuals", params={"limit": 500}).json()["items"]
+    active = [i["catalogue_code"] for i in listed]
+    assert decided["status"] == "dismissed"
+    assert {one, other} <= set(active)
+    assert pending_pair(field_system, (one, other)) is None

@@ -2,6 +2,7 @@
 
 import { credentials, signOut } from "./api.js";
 import { bulkView } from "./bulk.js";
+import { duplicatesView } from "./duplicates.js";
 import { h, replace, errorBox } from "./dom.js";
 import { identifyView } from "./identify.js";
 import { individualsView, individualView } from "./individuals.js";
@@ -14,6 +15,7 @@ import { uploadView } from "./upload.js";
 const ROUTES = [
   { pattern: /^\/identify$/, view: identifyView, title: "Identify" },
   { pattern: /^\/review$/, view: reviewView, title: "Review queue" },
+  { pattern: /^\/review\/duplicates$/, view: duplicatesView, title: "Possible duplicates" },
   { pattern: /^\/individuals$/, view: individualsView, title: "Individuals" },
   { pattern: /^\/individuals\/(.+)$/, view: individualView, title: "Individual" },
   { pattern: /^\/sightings(?:\?.*)?$/, view: sightingsView, title: "Sightings" },

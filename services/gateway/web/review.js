@@ -166,6 +166,14 @@ function reviewCard(item, onDecided) {
     commentThread(item.id));
 }
 
+// The review queue's two tabs (links, so each has its address): identifications and possible duplicates.
+export function reviewTabs(current) {
+  const tab = (key, href, text) => h("a", { href, "aria-current": key === current ? "page" : null }, text);
+  return h("nav", { class: "tabs", "aria-label": "Review" },
+    tab("identifications", "#/review", "Identifications"),
+    tab("duplicates", "#/review/duplicates", "Possible duplicates"));
+}
+
 export async function reviewView() {
   const status = h("div", { "aria-live": "polite" });
   const list = h("div", { class: "review-list" });
@@ -199,6 +207,7 @@ export async function reviewView() {
     (params) => loadPage(params).catch((error) => replace(status, errorBox(error))));
   await loadPage({});
   return h("section", {},
+    reviewTabs("identifications"),
     h("h1", {}, "Review queue"),
     count, filters.element, status, list, more);
 }
