@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -68,12 +70,11 @@ def _invalid_vector(exc: InvalidVector) -> Problem:
     return Problem(422, str(exc), slug="invalid-vector", title="Invalid embedding vector")
 
 
-@router.post("/search", summary="Rank catalogued individuals for one or more query embeddings", responses={
-    409: {"description": "The query's model version is not the one its shard serves (`model-version-mismatch`, "
-                         "with `serving_version` and `kept_versions`)."}})
-async def search(body: SearchRequest, runtime: Runtime) -> SearchResponse:
+@contextlib.contextmanager
+def _reading_problems() -> Iterator[None]:
+    """What reading an index can refuse, as problems: another shard's key, another model version, a bad query."""
     try:
-        return await runtime.search(body)
+        yield
     except NotOwned as exc:
         raise _wrong_shard(exc) from None
     except VersionMismatch as exc:
@@ -82,14 +83,18 @@ async def search(body: SearchRequest, runtime: Runtime) -> SearchResponse:
         raise _invalid_vector(exc) from None
 
 
+@router.post("/search", summary="Rank catalogued individuals for one or more query embeddings", responses={
+    409: {"description": "The query's model version is not the one its shard serves (`model-version-mismatch`, "
+                         "with `serving_version` and `kept_versions`)."}})
+async def search(body: SearchRequest, runtime: Runtime) -> SearchResponse:
+    with _reading_problems():
+        return await runtime.search(body)
+
+
 @router.post("/duplicates", summary="Pairs of individuals whose galleries are so close they may be one animal")
 async def duplicates(body: DuplicatesRequest, runtime: Runtime) -> DuplicatesResponse:
-    try:
+    with _reading_problems():
         return await runtime.duplicates(body)
-    except NotOwned as exc:
-        raise _wrong_shard(exc) from None
-    except VersionMismatch as exc:
-        raise _version_mismatch(exc) from None
 
 
 @router.put("/embeddings/{embedding_id}", summary="Insert or replace one embedding (idempotent)")

@@ -120,9 +120,9 @@ class Gallery:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def search(
-        self, key: IndexKey, queries: np.ndarray, k: int, scoring: IndividualScoring = BEST_IMAGE
-    ) -> tuple[list[list[IndividualScore]], IndexInfo]:
+    def _check_readable(self, key: IndexKey) -> None:
+        """The key is this shard's and of the model version it serves (embeddings of two models are never
+        compared); raises NotOwned or VersionMismatch."""
         if not self.ownership.owns(key.org_id, key.species_group):
             raise NotOwned(
                 key.org_id, key.species_group, self.ownership.owner_of(key.org_id, key.species_group)
@@ -130,6 +130,11 @@ class Gallery:
         serving = self.serving_version(key.org_id, key.species_group)
         if serving is not None and serving != key.model_version:
             raise VersionMismatch(key, serving, self.kept_versions(key.org_id, key.species_group))
+
+    def search(
+        self, key: IndexKey, queries: np.ndarray, k: int, scoring: IndividualScoring = BEST_IMAGE
+    ) -> tuple[list[list[IndividualScore]], IndexInfo]:
+        self._check_readable(key)
         queries = normalised_rows(queries, self.policy.dim)
         index = self._indexes.get(key_tuple(key))
         if index is None:
@@ -175,13 +180,7 @@ class Gallery:
         return shards
     def photos(self, key: IndexKey) -> tuple[list[str], list[str], np.ndarray] | None:
         """The key's embeddings (ids, individuals, vectors); None when this shard holds no index for it."""
-        if not self.ownership.owns(key.org_id, key.species_group):
-            raise NotOwned(
-                key.org_id, key.species_group, self.ownership.owner_of(key.org_id, key.species_group)
-            )
-        serving = self.serving_version(key.org_id, key.species_group)
-        if serving is not None and serving != key.model_version:
-            raise VersionMismatch(key, serving, self.kept_versions(key.org_id, key.species_group))
+        self._check_readable(key)
         index = self._indexes.get(key_tuple(key))
         return None if index is None else index.photos()
 
