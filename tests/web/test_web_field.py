@@ -867,34 +867,37 @@ def test_not_the_same_animal_dismisses_a_possible_duplicate_on_a_phone(
 # --- auto-accepted matches ---------------------------------------------------------------------
 
 @pytest.fixture
-def auto_accepted(field_system: WebSystem, shared_data: Path) -> Iterator[dict[str, Any]]:
-    """A real auto-accepted match, as tests/gateway/test_auto_accept.py makes one: the organisation's
-    precision target on, a whale's gallery enrolled, then another file of one of its photos enrolled
-    unnamed (a dated sighting); the setting is off again afterwards (the module's other tests expect a review queue)."""
+def auto_accepted(field_system: WebSystem, shared_data: Path) -> Iterator[list[dict[str, Any]]]:
+    """Two real auto-accepted matches, oldest first, as tests/gateway/test_auto_accept.py makes them:
+    the organisation's precision target on, a whale's gallery enrolled, then other files of two of its
+    photos enrolled unnamed (two dated sightings); the setting is off again afterwards (the module's
+    other tests expect a review queue)."""
     [photos] = individuals_with(shared_data, photos=3, count=7)[6:7]  # a whale no other test catalogues
     with api(field_system) as fp:
         fp.request("PUT", "/v1/settings", json={"auto_accept_precision": 0.99})
         try:
             fp.enrol(photos, individual_id="HW-A-1", observed_at="2024-09-01T11:00:00-04:00",
                      location="Cape Cod Bay")
-            stored = fp.enrol([reencoded(photos[0])], observed_at="2025-06-03T07:40:00-04:00",
-                              location="Race Point")
-            [result] = stored["identifications"]
-            assert result["decision"] == "confirmed", "the match must clear the cut for this test to mean anything"
-            yield fp.request("GET", f"/v1/identifications/{result['id']}").json()
+            accepted = []
+            for photo, when in ((photos[1], "2025-05-28T16:05:00-04:00"), (photos[0], "2025-06-03T07:40:00-04:00")):
+                stored = fp.enrol([reencoded(photo)], observed_at=when, location="Race Point")
+                [result] = stored["identifications"]
+                assert result["decision"] == "confirmed", "the match must clear the cut for this test to mean anything"
+                accepted.append(fp.request("GET", f"/v1/identifications/{result['id']}").json())
+            yield accepted
         finally:
             fp.request("PUT", "/v1/settings", json={"auto_accept_precision": None})
 
 
 def test_an_auto_accepted_match_is_listed_and_taken_out_from_the_page(
-        browser: Browser, field_system: WebSystem, catalogue: Catalogue, auto_accepted: dict[str, Any]) -> None:
+        browser: Browser, field_system: WebSystem, catalogue: Catalogue,
+        auto_accepted: list[dict[str, Any]]) -> None:
     from playwright.sync_api import expect
 
-    item = auto_accepted
-    assert item["decided_by"] == "auto-accept"
+    older, item = auto_accepted
     with api(field_system) as fp:
         whale = fp.individual("HW-A-1")
-    assert item["individual_id"] == whale["id"]
+    assert [(i["decided_by"], i["individual_id"]) for i in auto_accepted] == [("auto-accept", whale["id"])] * 2
     probability = item["candidates"][0]["probability"]
     with api(field_system) as fp:
         created = fp.request("POST", "/v1/api-keys", json={"name": "web reviewer", "role": "reviewer"}).json()
@@ -910,10 +913,13 @@ def test_an_auto_accepted_match_is_listed_and_taken_out_from_the_page(
         expect(card.locator(".hint").first).to_contain_text(
             f"Filed under HW-A-1 · calibrated probability {probability * 100:.1f} %")
         expect(card.get_by_role("link", name="HW-A-1")).to_have_attribute("href", "#/individuals/HW-A-1")
-        expect(page.locator("article.auto-accepted")).to_have_count(1)
-        wait_for_images(page, f'article[data-identification-id="{item["id"]}"] img.photo', 1)
-        page.wait_for_function(f"""() => [...document.querySelectorAll(
-            'article[data-identification-id="{item["id"]}"] svg.crop image')].some(i => +i.getAttribute('width') > 0)""")
+        # Newest first: the API's pages come oldest first.
+        expect(page.locator("article.auto-accepted")).to_have_count(2)
+        assert page.locator("article.auto-accepted").evaluate_all(
+            "cards => cards.map(c => c.dataset.identificationId)") == [item["id"], older["id"]]
+        wait_for_images(page, "article.auto-accepted img.photo", 2)  # each individual's photo, then each crop's
+        page.wait_for_function("""() => [...document.querySelectorAll('article.auto-accepted svg.crop image')]
+            .filter(i => +i.getAttribute('width') > 0).length === 2""")
         save_figure(page, "auto-accepted")
         page.add_script_tag(path=str(AXE))  # the view with a match shown (the axe test sees it empty)
         for scheme in ("light", "dark"):
@@ -933,7 +939,8 @@ def test_an_auto_accepted_match_is_listed_and_taken_out_from_the_page(
         expect(message).to_be_visible()
         expect(card).to_have_count(0)
         assert message.evaluate("m => document.activeElement === m"), "the focus must not fall to the page"
-        expect(page.get_by_text("0 match(es) confirmed without review")).to_be_visible()
+        expect(page.get_by_text("1 match(es) confirmed without review")).to_be_visible()
+        expect(page.locator("article.auto-accepted")).to_have_count(1)  # the older one stays
 
         # Only an administrator changes the setting: a reviewer is told so, and it stays.
         page.get_by_text("Change the setting").click()
@@ -945,7 +952,7 @@ def test_an_auto_accepted_match_is_listed_and_taken_out_from_the_page(
     with open_page(browser, field_system) as page:  # the administrator's key
         page.goto("/app/#/review/auto-accepted")
         page.get_by_role("heading", level=1, name="Auto-accepted matches").wait_for()
-        expect(page.get_by_text("No match has been confirmed without review.")).to_be_visible()
+        expect(page.locator("article.auto-accepted")).to_have_count(1)
         page.get_by_text("Change the setting").click()
         page.get_by_label("Precision target").fill("0.995")
         page.get_by_role("button", name="Save setting").click()
@@ -962,7 +969,7 @@ def test_an_auto_accepted_match_is_listed_and_taken_out_from_the_page(
     assert decided["decision"] == "rejected" and decided["individual_id"] is None
     assert decided["decided_by"] not in ("auto-accept", None)
     assert item["media_id"] not in [m for s in whale["sightings"] for m in s["media_ids"]]
-    assert listed == []
+    assert [i["id"] for i in listed] == [older["id"]]
     [reversal] = [e for e in audit if e["entity_id"] == item["id"] and e["action"] == "decided"]
     assert reversal["actor"] == decided["decided_by"]
     assert reversal["details"]["decision"] == "rejected"

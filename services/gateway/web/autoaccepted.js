@@ -151,6 +151,7 @@ export async function autoAcceptedView() {
     card.replaceWith(message);
     message.focus();
     showCount();
+    if (!items.length) replace(status, notice("No other match has been confirmed without review."));
   }
 
   // The API pages oldest first; every page is read so the newest decisions come first.
