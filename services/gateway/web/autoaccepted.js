@@ -18,7 +18,7 @@ function settingsPanel() {
   const summary = h("div", { class: "auto-accept-summary" }, busy("Reading the organisation's setting…"));
   const status = h("div", { "aria-live": "polite" });
   const input = h("input", { id: "auto-accept-precision", name: "auto_accept_precision", type: "number",
-    min: 0.5, max: 1, step: 0.001, inputmode: "decimal", placeholder: "e.g. 0.99",
+    min: 0.5, max: 1, step: "any", inputmode: "decimal", placeholder: "e.g. 0.99",
     "aria-describedby": "auto-accept-help" });
 
   function show(settings) {
