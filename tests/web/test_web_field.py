@@ -2,7 +2,7 @@
 against the system on PostgreSQL and the S3 server: the compare view of the review queue, an
 individual's timeline and edits, the maps, the filters, the overview's figures, bulk upload, the
 identify page's compare view, an upload from the field, possible duplicates merged or dismissed,
-accessibility and a phone's width. The
+an auto-accepted match taken out, accessibility and a phone's width. The
 flows save screenshots into docs/figures/web/ (docs/web.md shows them)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import base64
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -589,7 +589,8 @@ def test_an_interrupted_bulk_upload_is_resumed_from_a_folder(page: Page, field_s
 
 AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
 VIEWS = {"#/identify": "Identify a photo", "#/review": "Review queue",
-         "#/review/duplicates": "Possible duplicates", "#/individuals": "Individuals",
+         "#/review/duplicates": "Possible duplicates", "#/review/auto-accepted": "Auto-accepted matches",
+         "#/individuals": "Individuals",
          "#/individuals/HW-F-2": "HW-F-2", "#/sightings": "Sightings", "#/bulk": "Bulk upload",
          "#/overview": "Overview"}
 READY = {"#/sightings": ".map-frame[data-ready]", "#/individuals/HW-F-2": ".map-frame[data-ready]"}
@@ -667,8 +668,8 @@ def test_the_page_fits_a_phones_width(browser: Browser, field_system: WebSystem,
         def fits() -> bool:
             return page.evaluate("() => document.scrollingElement.scrollWidth <= window.innerWidth")
 
-        for view in ["#/review", "#/review/duplicates", "#/individuals", "#/sightings", "#/bulk", "#/overview",
-                     "#/individuals/HW-F-2"]:
+        for view in ["#/review", "#/review/duplicates", "#/review/auto-accepted", "#/individuals", "#/sightings",
+                     "#/bulk", "#/overview", "#/individuals/HW-F-2"]:
             page.goto(f"/app/{view}")
             page.get_by_role("heading", level=1, name=VIEWS[view], exact=True).wait_for()
             assert fits(), f"{view} is wider than the phone"
@@ -861,3 +862,116 @@ def test_not_the_same_animal_dismisses_a_possible_duplicate_on_a_phone(
     assert decided["status"] == "dismissed"
     assert {one, other} <= set(active)
     assert pending_pair(field_system, (one, other)) is None
+
+
+# --- auto-accepted matches ---------------------------------------------------------------------
+
+@pytest.fixture
+def auto_accepted(field_system: WebSystem, shared_data: Path) -> Iterator[list[dict[str, Any]]]:
+    """Two real auto-accepted matches, oldest first, as tests/gateway/test_auto_accept.py makes them:
+    the organisation's precision target on, a whale's gallery enrolled, then other files of two of its
+    photos enrolled unnamed (two dated sightings); the setting is off again afterwards (the module's
+    other tests expect a review queue)."""
+    [photos] = individuals_with(shared_data, photos=3, count=7)[6:7]  # a whale no other test catalogues
+    with api(field_system) as fp:
+        fp.request("PUT", "/v1/settings", json={"auto_accept_precision": 0.99})
+        try:
+            fp.enrol(photos, individual_id="HW-A-1", observed_at="2024-09-01T11:00:00-04:00",
+                     location="Cape Cod Bay")
+            accepted = []
+            for photo, when in ((photos[1], "2025-05-28T16:05:00-04:00"), (photos[0], "2025-06-03T07:40:00-04:00")):
+                stored = fp.enrol([reencoded(photo)], observed_at=when, location="Race Point")
+                [result] = stored["identifications"]
+                assert result["decision"] == "confirmed", "the match must clear the cut for this test to mean anything"
+                accepted.append(fp.request("GET", f"/v1/identifications/{result['id']}").json())
+            yield accepted
+        finally:
+            fp.request("PUT", "/v1/settings", json={"auto_accept_precision": None})
+
+
+def test_an_auto_accepted_match_is_listed_and_taken_out_from_the_page(
+        browser: Browser, field_system: WebSystem, catalogue: Catalogue,
+        auto_accepted: list[dict[str, Any]]) -> None:
+    from playwright.sync_api import expect
+
+    older, item = auto_accepted
+    with api(field_system) as fp:
+        whale = fp.individual("HW-A-1")
+    assert [(i["decided_by"], i["individual_id"]) for i in auto_accepted] == [("auto-accept", whale["id"])] * 2
+    probability = item["candidates"][0]["probability"]
+    with api(field_system) as fp:
+        created = fp.request("POST", "/v1/api-keys", json={"name": "web reviewer", "role": "reviewer"}).json()
+    reviewer = replace(field_system, api_key=created["key"])
+    with open_page(browser, reviewer, bypass_csp=True) as page:
+        page.get_by_role("link", name="Review queue").click()
+        page.get_by_role("navigation", name="Review").get_by_role("link", name="Auto-accepted").click()
+        page.get_by_role("heading", level=1, name="Auto-accepted matches").wait_for()
+        expect(page.locator(".auto-accept-summary")).to_contain_text("Auto-accept is on at a precision of 99.0 %")
+
+        card = page.locator(f'article.auto-accepted[data-identification-id="{item["id"]}"]')
+        expect(card.locator("h2")).to_have_text("Sighting of 3 Jun 2025, 07:40 · Race Point")
+        expect(card.locator(".hint").first).to_contain_text(
+            f"Filed under HW-A-1 · calibrated probability {probability * 100:.1f} %")
+        expect(card.get_by_role("link", name="HW-A-1")).to_have_attribute("href", "#/individuals/HW-A-1")
+        # Newest first: the API's pages come oldest first.
+        expect(page.locator("article.auto-accepted")).to_have_count(2)
+        assert page.locator("article.auto-accepted").evaluate_all(
+            "cards => cards.map(c => c.dataset.identificationId)") == [item["id"], older["id"]]
+        wait_for_images(page, "article.auto-accepted img.photo", 2)  # each individual's photo, then each crop's
+        page.wait_for_function("""() => [...document.querySelectorAll('article.auto-accepted svg.crop image')]
+            .filter(i => +i.getAttribute('width') > 0).length === 2""")
+        save_figure(page, "auto-accepted")
+        page.add_script_tag(path=str(AXE))  # the view with a match shown (the axe test sees it empty)
+        for scheme in ("light", "dark"):
+            page.emulate_media(color_scheme=scheme)
+            assert axe_violations(page) == [], scheme
+        page.emulate_media(color_scheme="light")
+
+        # The compare view takes it, with the individual it was filed under shown first.
+        card.get_by_role("button", name="Open in compare").click()
+        dialog = page.locator("dialog.compare[data-candidate]")
+        expect(dialog).to_have_attribute("data-candidate", "HW-A-1")
+        page.keyboard.press("Escape")
+        expect(dialog).to_have_count(0)
+
+        card.get_by_role("button", name="Not this animal").click()
+        message = page.get_by_role("status").filter(has_text="the photo no longer belongs to it")
+        expect(message).to_be_visible()
+        expect(card).to_have_count(0)
+        assert message.evaluate("m => document.activeElement === m"), "the focus must not fall to the page"
+        expect(page.get_by_text("1 match(es) confirmed without review")).to_be_visible()
+        expect(page.locator("article.auto-accepted")).to_have_count(1)  # the older one stays
+
+        # Only an administrator changes the setting: a reviewer is told so, and it stays.
+        page.get_by_text("Change the setting").click()
+        page.get_by_label("Precision target").fill("0.995")
+        page.get_by_role("button", name="Save setting").click()
+        expect(page.get_by_role("alert")).to_contain_text("Only an administrator of the organisation can change")
+        expect(page.locator(".auto-accept-summary")).to_contain_text("99.0 %")
+
+    with open_page(browser, field_system) as page:  # the administrator's key
+        page.goto("/app/#/review/auto-accepted")
+        page.get_by_role("heading", level=1, name="Auto-accepted matches").wait_for()
+        expect(page.locator("article.auto-accepted")).to_have_count(1)
+        page.get_by_text("Change the setting").click()
+        page.get_by_label("Precision target").fill("0.995")
+        page.get_by_role("button", name="Save setting").click()
+        expect(page.get_by_role("status").filter(has_text="Auto-accept set to a precision of 99.5 %")).to_be_visible()
+        expect(page.locator(".auto-accept-summary")).to_contain_text("99.5 %")
+
+    with api(field_system) as fp:
+        decided = fp.request("GET", f"/v1/identifications/{item['id']}").json()
+        whale = fp.individual("HW-A-1")
+        listed = fp.request("GET", "/v1/identifications",
+                            params={"decision": "confirmed", "decided_by": "auto-accept"}).json()["items"]
+        audit = fp.request("GET", "/v1/audit", params={"limit": 500}).json()["items"]
+        settings = fp.request("GET", "/v1/settings").json()
+    assert decided["decision"] == "rejected" and decided["individual_id"] is None
+    assert decided["decided_by"] not in ("auto-accept", None)
+    assert item["media_id"] not in [m for s in whale["sightings"] for m in s["media_ids"]]
+    assert [i["id"] for i in listed] == [older["id"]]
+    [reversal] = [e for e in audit if e["entity_id"] == item["id"] and e["action"] == "decided"]
+    assert reversal["actor"] == decided["decided_by"]
+    assert reversal["details"]["decision"] == "rejected"
+    assert reversal["details"]["previous"] == {"decision": "confirmed", "individual_id": whale["id"]}
+    assert settings == {"auto_accept_precision": 0.995}

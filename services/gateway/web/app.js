@@ -1,6 +1,7 @@
 // Finprint's web page: a hash router over the views; every view needs credentials but sign-in.
 
 import { credentials, signOut } from "./api.js";
+import { autoAcceptedView } from "./autoaccepted.js";
 import { bulkView } from "./bulk.js";
 import { duplicatesView } from "./duplicates.js";
 import { h, replace, errorBox } from "./dom.js";
@@ -16,6 +17,7 @@ const ROUTES = [
   { pattern: /^\/identify$/, view: identifyView, title: "Identify" },
   { pattern: /^\/review$/, view: reviewView, title: "Review queue" },
   { pattern: /^\/review\/duplicates$/, view: duplicatesView, title: "Possible duplicates" },
+  { pattern: /^\/review\/auto-accepted$/, view: autoAcceptedView, title: "Auto-accepted matches" },
   { pattern: /^\/individuals$/, view: individualsView, title: "Individuals" },
   { pattern: /^\/individuals\/(.+)$/, view: individualView, title: "Individual" },
   { pattern: /^\/sightings(?:\?.*)?$/, view: sightingsView, title: "Sightings" },

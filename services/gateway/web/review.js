@@ -8,7 +8,7 @@ import { h, replace, errorBox, busy, notice, mediaImage, boxCorners, cropView, f
   sightingDate, speciesName } from "./dom.js";
 import { filterBar, knownSpecies as species } from "./filters.js";
 
-function queryPhoto(item) {
+export function queryPhoto(item) {
   const frame = h("div", { class: "candidate-photo" });
   if (!item.media_id) {
     frame.append(notice("This server does not say which photo this identification came from."));
@@ -22,7 +22,7 @@ function queryPhoto(item) {
   return frame;
 }
 
-function candidatePhoto(code) {
+export function candidatePhoto(code) {
   const frame = h("div", { class: "candidate-photo" }, busy("Loading photo…"));
   individual(code)
     .then((found) => replace(frame, mediaImage(found.representative_media_id, `Catalogued photo of ${code}`)))
@@ -71,7 +71,7 @@ function commentThread(identificationId) {
 }
 
 // Asks for the new individual's catalogue code and species in a modal dialog; null when cancelled.
-async function askNewIndividual(suggestedSpecies) {
+export async function askNewIndividual(suggestedSpecies) {
   const known = await species();
   const code = h("input", { id: "new-code", name: "code", required: true, maxlength: 64, autocomplete: "off",
     placeholder: "e.g. HW-0501" });
@@ -96,6 +96,14 @@ async function askNewIndividual(suggestedSpecies) {
       resolve(answer);
     }, { once: true });
   });
+}
+
+// An identification's card title: its photo's sighting (date and place), or when the photo was stored.
+export function reviewTitle(item) {
+  const date = sightingDate(item.occurred_at, { time: true });
+  return item.encounter_id
+    ? [date ? `Sighting of ${date}` : "Undated sighting", item.location_name].filter(Boolean).join(" · ")
+    : `Photo stored ${formatDate(item.created_at)}`;
 }
 
 function reviewCard(item, onDecided) {
@@ -144,13 +152,8 @@ function reviewCard(item, onDecided) {
           "aria-label": `Compare with ${code} side by side` }, "Compare")));
   });
 
-  const place = item.location_name;
-  const date = sightingDate(item.occurred_at, { time: true });
-  const title = item.encounter_id
-    ? [date ? `Sighting of ${date}` : "Undated sighting", place].filter(Boolean).join(" · ")
-    : `Photo stored ${formatDate(item.created_at)}`;
   return replace(card,
-    h("h2", { id: `review-${item.id}` }, title),
+    h("h2", { id: `review-${item.id}` }, reviewTitle(item)),
     h("p", { class: "hint" }, `New individual: ${percent(item.new_individual_probability)}`,
       item.species ? ` · ${speciesName(item.species)}` : "", ` · stored ${formatDate(item.created_at)}`),
     h("ul", { class: "candidates", "aria-label": "The photo and its candidates" },
@@ -166,12 +169,14 @@ function reviewCard(item, onDecided) {
     commentThread(item.id));
 }
 
-// The review queue's two tabs (links, so each has its address): identifications and possible duplicates.
+// The review queue's tabs (links, so each has its address): identifications, possible duplicates,
+// and the matches auto-accepted without review.
 export function reviewTabs(current) {
   const tab = (key, href, text) => h("a", { href, "aria-current": key === current ? "page" : null }, text);
   return h("nav", { class: "tabs", "aria-label": "Review" },
     tab("identifications", "#/review", "Identifications"),
-    tab("duplicates", "#/review/duplicates", "Possible duplicates"));
+    tab("duplicates", "#/review/duplicates", "Possible duplicates"),
+    tab("auto-accepted", "#/review/auto-accepted", "Auto-accepted"));
 }
 
 export async function reviewView() {
