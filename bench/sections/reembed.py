@@ -31,7 +31,7 @@ def render(data: list | dict, targets: list[Target], full: bool) -> str:
         "version and its int8 export beside it; an organisation enrols real photos (kaggle_humpback2019) with "
         "the shipped version, then `POST /v1/admin/model-upgrades` re-embeds them with `finprint worker` "
         "processes while one client identifies held-out photos back to back (concurrency 1). Peer: identify "
-        "idle, in the same run, just before. Latencies in ms over the 200 answers.\n\n"
+        "idle, in the same run, just before. Latencies in ms over the answered (200) identifies; 'identifies during' is how many the p99 during is over.\n\n"
         + table(["workers", "images", "images/min", "wall s", "idle p50", "idle p99", "during p50", "during p99",
                  "identifies during", "p99 during / idle", "swapped"], rows)
     )
