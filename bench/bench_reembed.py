@@ -136,7 +136,8 @@ def run(urls: dict[str, str], database_url: str, workers: int, gallery: list[tup
     final = api.get(f"/v1/ingest/jobs/{job.json()['id']}").json()
     items = sum(r["items"] for r in reports)
     idle, during = percentiles(client.latencies["idle"]), percentiles(client.latencies["reembedding"])
-    return {"workers": workers, "images": final["total"], "items": items, "failed": final["failed"],
+    return {"workers": workers, "bulk_concurrency": int(settings["FINPRINT_GATEWAY_INGEST_BULK_CONCURRENCY"]),
+            "images": final["total"], "items": items, "failed": final["failed"],
             "swapped": (final.get("model_upgrade") or {}).get("swapped"), "wall_s": round(wall_s, 2),
             "images_per_minute": round(items / wall_s * 60, 1), "identify_idle": idle, "identify_during": during,
             "p99_ratio": round(during["p99_ms"] / idle["p99_ms"], 2) if during["p99_ms"] and idle["p99_ms"] else None,
@@ -148,9 +149,12 @@ def main() -> None:
     parser.add_size("--photos", int, quick=60, full=400, help="photos enrolled, then re-embedded, per run")
     parser.add_size("--idle-s", float, quick=15, full=60, help="seconds of identify before the re-embedding")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--bulk-concurrency", default="1", help="FINPRINT_GATEWAY_INGEST_BULK_CONCURRENCY of the "
+                        "workers: calls each keeps in flight per service (on 2 shared cores, 4 starve identify)")
     args = parser.parse()
     gallery, queries = photos(args.photos)
-    settings = {"FINPRINT_GATEWAY_INGEST_BATCH_SIZE": "8", "FINPRINT_GATEWAY_INGEST_POLL_S": "0.2"}
+    settings = {"FINPRINT_GATEWAY_INGEST_BATCH_SIZE": "8", "FINPRINT_GATEWAY_INGEST_POLL_S": "0.2",
+                "FINPRINT_GATEWAY_INGEST_BULK_CONCURRENCY": args.bulk_concurrency}
     results = []
     with tempfile.TemporaryDirectory() as tmp, start_postgres() as postgres, postgres.fresh_database() as url:
         folder = Path(tmp)
@@ -168,7 +172,8 @@ def main() -> None:
         with separate_services(env, folder) as system:
             for workers in args.workers:
                 results.append(run(system.urls, url, workers, gallery, queries, version, args.idle_s, settings))
-    print(f"re-embedding {args.photos} real photos to {version}, separate services on loopback, {os.cpu_count()} CPUs")
+    print(f"re-embedding {args.photos} real photos to {version}, separate services on loopback, {os.cpu_count()} CPUs, "
+          f"{args.bulk_concurrency} bulk call(s) in flight per service and worker")
     print(f"{'workers':>7} {'images':>6} {'img/min':>8} {'wall s':>7} {'idle p50':>9} {'idle p99':>9} "
           f"{'during p50':>10} {'during p99':>10} {'p99 ratio':>9}")
     for r in results:

@@ -11,7 +11,7 @@ TITLE = "Model upgrades: re-embedding the catalogue (issue 22)"
 
 def render(data: list | dict, targets: list[Target], full: bool) -> str:
     runs = data if isinstance(data, list) else data.get("runs", [])
-    rows = [[r["workers"], r["items"], r["images_per_minute"], r["wall_s"], r["identify_idle"]["p50_ms"],
+    rows = [[r["workers"], r.get("bulk_concurrency"), r["items"], r["images_per_minute"], r["wall_s"], r["identify_idle"]["p50_ms"],
              r["identify_idle"]["p99_ms"], r["identify_during"]["p50_ms"], r["identify_during"]["p99_ms"],
              r["identify_during"]["n"], r["p99_ratio"], r["swapped"]] for r in runs]
     images = runs[0]["images"] if runs else 0
@@ -30,8 +30,8 @@ def render(data: list | dict, targets: list[Target], full: bool) -> str:
         "Separate services on loopback (PostgreSQL, a local object store); the embedder serves the shipped "
         "version and its int8 export beside it; an organisation enrols real photos (kaggle_humpback2019) with "
         "the shipped version, then `POST /v1/admin/model-upgrades` re-embeds them with `finprint worker` "
-        "processes while one client identifies held-out photos back to back (concurrency 1). Peer: identify "
+        "processes (each keeping `FINPRINT_GATEWAY_INGEST_BULK_CONCURRENCY` calls in flight per service) while one client identifies held-out photos back to back (concurrency 1). Peer: identify "
         "idle, in the same run, just before. Latencies in ms over the answered (200) identifies; 'identifies during' is how many the p99 during is over.\n\n"
-        + table(["workers", "images", "images/min", "wall s", "idle p50", "idle p99", "during p50", "during p99",
+        + table(["workers", "bulk calls in flight", "images", "images/min", "wall s", "idle p50", "idle p99", "during p50", "during p99",
                  "identifies during", "p99 during / idle", "swapped"], rows)
     )
