@@ -14,6 +14,7 @@ import httpx
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from finprint.app import ServiceState, create_service_app
 from finprint.objectstore import ObjectStoreError, object_store_from_settings
@@ -73,7 +74,8 @@ def create_app(
     transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
 ) -> FastAPI:
     settings = settings or CatalogSettings()
-    engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
+    engine = make_engine(settings.database_url, pool_size=settings.database_pool_size,
+                         pool_timeout_s=settings.database_pool_timeout_s)
     store = object_store_from_settings(settings, local_base_url=settings.public_base_url)
 
     @asynccontextmanager
@@ -147,6 +149,8 @@ def _install_dependency_handlers(app: FastAPI, retry_after_s: int) -> None:
         return problem_response(problem, request)
 
     app.add_exception_handler(OperationalError, database_down)
+    # Every connection of the pool in use for database_pool_timeout_s (an overload): retry later, not a 500.
+    app.add_exception_handler(PoolTimeout, database_down)
     app.add_exception_handler(InterfaceError, database_down)
     app.add_exception_handler(ObjectStoreError, store_down)
     app.add_exception_handler(IntegrityError, conflict)

@@ -18,6 +18,9 @@ class CatalogSettings(ServiceSettings, ObjectStoreSettings, ImageLimitSettings):
         description="SQLAlchemy URL of the catalogue database: postgresql+psycopg://... or sqlite:///...",
     )
     database_pool_size: int = Field(5, ge=1, description="Connections kept open per process (PostgreSQL).")
+    database_pool_timeout_s: float = Field(
+        30.0, gt=0, description="How long a request waits for a free database connection (PostgreSQL: the pool "
+        "holds database_pool_size plus twice as many more) before it is answered 503 with Retry-After.")
     auto_migrate: bool = Field(
         False,
         description="Run the Alembic migrations to head when the app starts (the embedded default does).",

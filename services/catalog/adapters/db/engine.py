@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
+def make_engine(database_url: str, *, pool_size: int = 5, pool_timeout_s: float = 30.0) -> Engine:
     """An engine with the settings each backend needs.
 
     SQLite: foreign keys on (off by default there), a 30 s busy timeout so concurrent writers
@@ -24,7 +24,8 @@ def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _configure_sqlite)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=2 * pool_size)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=2 * pool_size,
+                         pool_timeout=pool_timeout_s)
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: object) -> None:
