@@ -63,11 +63,6 @@ def _bad_boxes(detail: str) -> Problem:
                    errors=[{"field": "boxes", "message": detail, "type": "value_error"}])
 
 
-async def _model_input(upload: UploadFile, box: Box | None, card: EmbedderCard, limits: ImageLimits,
-                       position: int) -> np.ndarray:
-    return (await _decoded(upload, box, card, limits, position)).pixels
-
-
 async def _decoded(upload: UploadFile, box: Box | None, card: EmbedderCard, limits: ImageLimits,
                    position: int) -> ModelInput:
     data = await upload.read()
@@ -78,6 +73,20 @@ async def _decoded(upload: UploadFile, box: Box | None, card: EmbedderCard, limi
         # Which part failed matters when a request carries many crops.
         problem.detail = f"images[{position}] ({upload.filename or 'unnamed'}): {problem.detail}"
         problem.extensions["image_index"] = position
+        raise
+
+
+async def _model_inputs(runtime: EmbedderRuntime, card: EmbedderCard, images: list[UploadFile],
+                        boxes: str | None) -> list[ModelInput]:
+    """Every image part decoded (cropped to its box) into the model's input, concurrently; a refused part
+    is counted by its reason and fails the request naming its index."""
+    crops = parse_boxes(boxes, len(images))
+    limits = runtime.settings.image_limits()
+    try:
+        return list(await asyncio.gather(
+            *(_decoded(upload, box, card, limits, i) for i, (upload, box) in enumerate(zip(images, crops)))))
+    except InvalidImage as problem:
+        runtime.rejected.labels(problem.extensions["reason"]).inc()
         raise
 
 
@@ -113,18 +122,10 @@ async def embed(
     if len(images) > settings.max_images_per_request:
         raise Problem(422, f"{len(images)} images in one request; the limit is {settings.max_images_per_request}.",
                       slug="too-many-images")
-    crops = parse_boxes(boxes, len(images))
     served = runtime.select(model_version)
     card = await served.card()
-    limits = settings.image_limits()
-    try:
-        pixels = await asyncio.gather(
-            *(_model_input(upload, box, card, limits, i) for i, (upload, box) in enumerate(zip(images, crops)))
-        )
-    except InvalidImage as problem:
-        runtime.rejected.labels(problem.extensions["reason"]).inc()
-        raise
-    return await _embedded(runtime, served, card, np.stack(pixels), embedding_encoding)
+    inputs = await _model_inputs(runtime, card, images, boxes)
+    return await _embedded(runtime, served, card, np.stack([i.pixels for i in inputs]), embedding_encoding)
 
 
 async def _embedded(runtime: EmbedderRuntime, served: ServedModel, card: EmbedderCard, pixels: np.ndarray,
@@ -207,13 +208,7 @@ async def explain(
                       errors=[{"field": "window", "message": "smaller than grid", "type": "value_error"}])
     served = runtime.select(model_version)
     card = await served.card()
-    limits = runtime.settings.image_limits()
-    crops = parse_boxes(boxes, 2)
-    try:
-        inputs = [await _decoded(upload, box, card, limits, i) for i, (upload, box) in enumerate(zip(images, crops))]
-    except InvalidImage as problem:
-        runtime.rejected.labels(problem.extensions["reason"]).inc()
-        raise
+    inputs = await _model_inputs(runtime, card, images, boxes)
     placements = explaining.windows(grid, window)
     pixels = [i.pixels for i in inputs]
     batch = np.concatenate([np.stack(pixels), *(explaining.occluded_inputs(p, grid, placements) for p in pixels)])

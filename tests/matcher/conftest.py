@@ -39,6 +39,16 @@ PHOTO_SIZE = (64, 48)
 CROP_BOX = {"x": 2, "y": 2, "width": 40, "height": 30}
 
 
+def with_model_card(settings: MatcherSettings, tmp_path: Path, **card: object) -> MatcherSettings:
+    """The settings with a model repository whose card for MODEL holds ``card`` (calibrations, scoring)."""
+    folder = tmp_path / "calibrated" / "finprint_embedder"
+    folder.mkdir(parents=True)
+    name, version = MODEL.split(":")
+    folder.joinpath("finprint.json").write_text(json.dumps(
+        {"name": name, "version": version, "new_individual_threshold": 0.5, **card}))
+    return settings.model_copy(update={"model_repository": folder.parent})
+
+
 def unit(vector: np.ndarray) -> np.ndarray:
     return (vector / np.linalg.norm(vector)).astype(np.float32)
 

@@ -3,13 +3,12 @@ animal, and the auto-accept cut of a precision target, for the model version it 
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MODEL, Catalogue, near, running_matcher, unit
+from conftest import Catalogue, near, running_matcher, unit, with_model_card
 from test_service import body, search
 
 from services.matcher.settings import MatcherSettings
@@ -22,17 +21,10 @@ CURVE = {"cuts": [0.4, 0.5, 0.6, 0.7, 0.8], "precision": [0.7, 0.85, 0.92, 0.95,
 
 @pytest.fixture
 def calibrated(settings: MatcherSettings, tmp_path: Path) -> MatcherSettings:
-    folder = tmp_path / "calibrated" / "finprint_embedder"
-    folder.mkdir(parents=True)
-    name, version = MODEL.split(":")
-    folder.joinpath("finprint.json").write_text(json.dumps({
-        "name": name, "version": version, "new_individual_threshold": 0.5,
-        "probability_calibration": {
-            "by_species": {"humpback_whale": {"top_candidate": {"a": A, "b": B}, "new_individual": {"a": -A, "b": -B}}},
-            "auto_accept": {"by_species": {"humpback_whale": CURVE}},
-        },
-    }))
-    return settings.model_copy(update={"model_repository": folder.parent})
+    return with_model_card(settings, tmp_path, probability_calibration={
+        "by_species": {"humpback_whale": {"top_candidate": {"a": A, "b": B}, "new_individual": {"a": -A, "b": -B}}},
+        "auto_accept": {"by_species": {"humpback_whale": CURVE}},
+    })
 
 
 async def test_probability_and_cut_of_the_card(calibrated: MatcherSettings, catalog: Catalogue,

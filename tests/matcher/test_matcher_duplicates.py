@@ -3,12 +3,11 @@ finprint.galleries (best photo pair mixed with the centroids), for the model ver
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MODEL, Catalogue, near, running_matcher, unit
+from conftest import Catalogue, near, running_matcher, unit, with_model_card
 from test_service import body
 
 from finprint.galleries import gallery_pairs
@@ -19,15 +18,8 @@ CUT = 0.7
 
 @pytest.fixture
 def calibrated(settings: MatcherSettings, tmp_path: Path) -> MatcherSettings:
-    folder = tmp_path / "calibrated" / "finprint_embedder"
-    folder.mkdir(parents=True)
-    name, version = MODEL.split(":")
-    folder.joinpath("finprint.json").write_text(json.dumps({
-        "name": name, "version": version, "new_individual_threshold": 0.5,
-        "individual_scoring": {"centroid_weight": 0.5},
-        "duplicate_calibration": {"by_species": {"humpback_whale": {"cut": CUT}}},
-    }))
-    return settings.model_copy(update={"model_repository": folder.parent})
+    return with_model_card(settings, tmp_path, individual_scoring={"centroid_weight": 0.5},
+                           duplicate_calibration={"by_species": {"humpback_whale": {"cut": CUT}}})
 
 
 def test_the_score_of_two_galleries_by_hand() -> None:

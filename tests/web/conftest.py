@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,12 +20,39 @@ from finprint_testing.s3 import S3Server
 from finprint_testing.system import RunningSystem, embedded_system
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser
+    from playwright.sync_api import Browser, Page
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Offline and quiet: no first-run UI, no update or sync traffic, no QUIC probes.
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+ANALYSIS_TIMEOUT_MS = 120_000  # photos are analysed on a shared CPU
+
+
+@contextmanager
+def watched_tab(browser: Browser, base_url: str, width: int, height: int, *,
+                bypass_csp: bool = False) -> Iterator[Page]:
+    """A tab of that size; on leaving, it is closed and must have had no uncaught error, no console error
+    (a Content-Security-Policy violation is one) and no failed page file. The API's own 4xx answers,
+    which the page shows as messages, are logged to the console too, so failed responses of the page's
+    files (``/app/``) are judged apart. ``bypass_csp`` lets a test inject axe-core (an inline script)."""
+    context = browser.new_context(viewport={"width": width, "height": height}, base_url=base_url,
+                                  bypass_csp=bypass_csp)
+    page = context.new_page()
+    page.set_default_timeout(ANALYSIS_TIMEOUT_MS)
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    page.on("console", lambda message: problems.append(message.text)
+            if message.type == "error" and not message.text.startswith("Failed to load resource") else None)
+    page.on("response", lambda response: problems.append(f"{response.status} {response.url}")
+            if response.status >= 400 and "/app/" in response.url else None)
+    try:
+        yield page
+    finally:
+        context.close()
+    assert problems == [], f"the page reported errors: {problems}"
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from PIL import Image, ImageChops
 
 from finprint.client import FinprintClient
 from tests.photos import individuals_with
+from tests.web.conftest import ANALYSIS_TIMEOUT_MS, watched_tab
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
     from tests.web.conftest import WebSystem
 
 pytestmark = [pytest.mark.slow, pytest.mark.servers]
-ANALYSIS_TIMEOUT_MS = 120_000  # photos are analysed on a shared CPU
 FIGURES = Path(__file__).resolve().parents[2] / "docs" / "figures" / "web"
 FIGURE_WIDTH = 1000  # screenshots are shrunk to this width (and to 256 colours) to stay small
 FIGURE_CHANGED_PIXELS = 0.02  # a screenshot differing in fewer pixels than this share is not rewritten
@@ -72,25 +72,12 @@ def open_page(browser: Browser, system: WebSystem, width: int = 1360, height: in
               bypass_csp: bool = False) -> Iterator[Page]:
     """A signed-in tab of that size; on leaving, no uncaught error, console error or failed page file.
     ``bypass_csp`` lets a test inject axe-core (an inline script)."""
-    context = browser.new_context(viewport={"width": width, "height": height}, base_url=system.url,
-                                  bypass_csp=bypass_csp)
-    page = context.new_page()
-    page.set_default_timeout(ANALYSIS_TIMEOUT_MS)
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
-    page.on("console", lambda message: problems.append(message.text)
-            if message.type == "error" and not message.text.startswith("Failed to load resource") else None)
-    page.on("response", lambda response: problems.append(f"{response.status} {response.url}")
-            if response.status >= 400 and "/app/" in response.url else None)
-    page.goto("/")
-    page.get_by_label("API key", exact=True).fill(system.api_key)
-    page.get_by_role("button", name="Use this key").click()
-    page.get_by_role("heading", name="Identify a photo").wait_for()
-    try:
+    with watched_tab(browser, system.url, width, height, bypass_csp=bypass_csp) as page:
+        page.goto("/")
+        page.get_by_label("API key", exact=True).fill(system.api_key)
+        page.get_by_role("button", name="Use this key").click()
+        page.get_by_role("heading", name="Identify a photo").wait_for()
         yield page
-    finally:
-        context.close()
-    assert problems == [], f"the page reported errors: {problems}"
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from finprint.client import FinprintClient
-from tests.web.conftest import _humpbacks_by_individual
+from tests.web.conftest import _humpbacks_by_individual, watched_tab
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -20,25 +20,12 @@ if TYPE_CHECKING:
     from tests.web.conftest import WebSystem, Whale
 
 pytestmark = [pytest.mark.slow, pytest.mark.servers]
-ANALYSIS_TIMEOUT_MS = 120_000  # photos are analysed on a shared CPU
 
 
 @pytest.fixture
 def page(browser: Browser, web_system: WebSystem) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, base_url=web_system.url)
-    page = context.new_page()
-    page.set_default_timeout(ANALYSIS_TIMEOUT_MS)
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
-    # A Content-Security-Policy violation is a console error; the API's own 4xx answers (which the
-    # page shows as messages) are logged there too, so failed responses are judged separately.
-    page.on("console", lambda message: problems.append(message.text)
-            if message.type == "error" and not message.text.startswith("Failed to load resource") else None)
-    page.on("response", lambda response: problems.append(f"{response.status} {response.url}")
-            if response.status >= 400 and "/app/" in response.url else None)
-    yield page
-    context.close()
-    assert problems == [], f"the page reported errors: {problems}"
+    with watched_tab(browser, web_system.url, 1280, 900) as tab:
+        yield tab
 
 
 def sign_in_with_key(page: Page, key: str) -> None:
