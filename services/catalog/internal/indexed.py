@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from finprint.schemas.embeddings import EmbeddingRecord, encode_vector
 from services.catalog.adapters.db.models import Annotation, Embedding, Individual, Species
@@ -20,6 +20,7 @@ def indexed_query() -> Select[IndexedRow]:
         .join(Individual, Individual.id == Annotation.individual_id)
         .join(Species, Species.key == Individual.species_key)
         .where(Individual.status == "active", Species.is_cetacean.is_(True))
+        .options(undefer(Embedding.vector))
     )
 
 

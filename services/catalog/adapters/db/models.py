@@ -273,7 +273,9 @@ class Embedding(Timestamped, Base):
     org_id: Mapped[OrgForeignKey]
     annotation_id: Mapped[str] = mapped_column(ForeignKey("annotations.id", ondelete="CASCADE"), index=True)
     model_version: Mapped[str] = mapped_column(String(100))
-    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    vector: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
+    """Loaded only where asked for (the matcher's records): an annotation loads its embeddings' versions
+    with every listing, and 2 KB of vector each would ride along for nothing."""
     change_seq: Mapped[int] = mapped_column(SequenceNumber, default=0)
 
     annotation: Mapped[Annotation] = relationship(back_populates="embeddings")
